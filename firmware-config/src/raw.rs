@@ -1,0 +1,284 @@
+//! The config file exactly as written: loose types (strings, wide integers) so that every
+//! semantic problem can be found and reported together in `validate.rs`, instead of serde
+//! stopping at the first bad value. Defaults come from the typed schema, so they exist once.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::schema::{
+    CallConfig, Config, HttpConfig, HwConfig, LogConfig, MediaConfig, PromptsConfig,
+    RecordingConfig, SipConfig, StorageConfig,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawConfig {
+    pub sip: RawSip,
+    pub media: RawMedia,
+    pub prompts: RawPrompts,
+    pub recording: RawRecording,
+    pub storage: RawStorage,
+    pub http: RawHttp,
+    pub log: RawLog,
+    pub hw: RawHw,
+    pub call: RawCall,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawSip {
+    pub udp: Vec<String>,
+    pub tcp: Vec<String>,
+    pub public_address: String,
+    pub max_calls: i64,
+    pub retry_after_secs: i64,
+    pub user_agent: String,
+    pub t1_ms: i64,
+    pub t2_ms: i64,
+    pub t4_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawMedia {
+    pub rtp_port_min: i64,
+    pub rtp_port_max: i64,
+    pub rtp_bind: String,
+    pub codecs: Vec<String>,
+    pub ptime_ms: i64,
+    pub threads: i64,
+    pub inband_dtmf: bool,
+    pub jitter_min_ms: i64,
+    pub jitter_max_ms: i64,
+    pub no_packet_timeout_secs: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawPrompts {
+    pub dir: String,
+    pub language: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawRecording {
+    pub enabled: bool,
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawStorage {
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawHttp {
+    pub bind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawLog {
+    pub level: String,
+    pub format: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawHw {
+    pub pin_media_threads: bool,
+    pub media_cores: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawCall {
+    pub max_duration_secs: i64,
+    pub menu_timeout_secs: i64,
+    pub answer_delay_ms: i64,
+}
+
+/// Wide integer for the raw layer; values beyond i64 cannot come out of a validated config.
+fn wide<T: TryInto<i64>>(v: T) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
+}
+
+/// Writes a path relative to `base` when it lies below it, so a default config stays
+/// portable; other paths are written as they are.
+fn path_string(path: &Path, base: Option<&Path>) -> String {
+    base.and_then(|b| path.strip_prefix(b).ok())
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+impl RawConfig {
+    /// The file form of a validated config (used to render it back to TOML).
+    pub fn from_config(c: &Config) -> Self {
+        let base = Some(c.base_dir.as_path());
+        Self {
+            sip: RawSip::from(&c.sip),
+            media: RawMedia::from(&c.media),
+            prompts: RawPrompts::from_typed(&c.prompts, base),
+            recording: RawRecording::from_typed(&c.recording, base),
+            storage: RawStorage::from_typed(&c.storage, base),
+            http: RawHttp::from(&c.http),
+            log: RawLog::from(&c.log),
+            hw: RawHw::from(&c.hw),
+            call: RawCall::from(&c.call),
+        }
+    }
+}
+
+impl From<&SipConfig> for RawSip {
+    fn from(s: &SipConfig) -> Self {
+        Self {
+            udp: s.udp.iter().map(ToString::to_string).collect(),
+            tcp: s.tcp.iter().map(ToString::to_string).collect(),
+            public_address: s.public_address.clone().unwrap_or_default(),
+            max_calls: wide(s.max_calls),
+            retry_after_secs: wide(s.retry_after_secs),
+            user_agent: s.user_agent.clone(),
+            t1_ms: wide(s.t1_ms),
+            t2_ms: wide(s.t2_ms),
+            t4_ms: wide(s.t4_ms),
+        }
+    }
+}
+
+impl Default for RawSip {
+    fn default() -> Self {
+        Self::from(&SipConfig::default())
+    }
+}
+
+impl From<&MediaConfig> for RawMedia {
+    fn from(m: &MediaConfig) -> Self {
+        Self {
+            rtp_port_min: wide(m.rtp_port_min),
+            rtp_port_max: wide(m.rtp_port_max),
+            rtp_bind: m.rtp_bind.to_string(),
+            codecs: m.codecs.iter().map(|c| c.as_str().to_string()).collect(),
+            ptime_ms: wide(m.ptime_ms),
+            threads: wide(m.threads),
+            inband_dtmf: m.inband_dtmf,
+            jitter_min_ms: wide(m.jitter_min_ms),
+            jitter_max_ms: wide(m.jitter_max_ms),
+            no_packet_timeout_secs: wide(m.no_packet_timeout_secs),
+        }
+    }
+}
+
+impl Default for RawMedia {
+    fn default() -> Self {
+        Self::from(&MediaConfig::default())
+    }
+}
+
+impl RawPrompts {
+    fn from_typed(p: &PromptsConfig, base: Option<&Path>) -> Self {
+        Self {
+            dir: path_string(&p.dir, base),
+            language: p.language.clone(),
+        }
+    }
+}
+
+impl Default for RawPrompts {
+    fn default() -> Self {
+        Self::from_typed(&PromptsConfig::default(), None)
+    }
+}
+
+impl RawRecording {
+    fn from_typed(r: &RecordingConfig, base: Option<&Path>) -> Self {
+        Self {
+            enabled: r.enabled,
+            dir: path_string(&r.dir, base),
+        }
+    }
+}
+
+impl Default for RawRecording {
+    fn default() -> Self {
+        Self::from_typed(&RecordingConfig::default(), None)
+    }
+}
+
+impl RawStorage {
+    fn from_typed(s: &StorageConfig, base: Option<&Path>) -> Self {
+        Self {
+            path: path_string(&s.path, base),
+        }
+    }
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        Self::from_typed(&StorageConfig::default(), None)
+    }
+}
+
+impl From<&HttpConfig> for RawHttp {
+    fn from(h: &HttpConfig) -> Self {
+        Self {
+            bind: h.bind.to_string(),
+        }
+    }
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        Self::from(&HttpConfig::default())
+    }
+}
+
+impl From<&LogConfig> for RawLog {
+    fn from(l: &LogConfig) -> Self {
+        Self {
+            level: l.level.clone(),
+            format: l.format.as_str().to_string(),
+        }
+    }
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self::from(&LogConfig::default())
+    }
+}
+
+impl From<&HwConfig> for RawHw {
+    fn from(h: &HwConfig) -> Self {
+        Self {
+            pin_media_threads: h.pin_media_threads,
+            media_cores: h.media_cores.iter().map(|&c| wide(c)).collect(),
+        }
+    }
+}
+
+impl Default for RawHw {
+    fn default() -> Self {
+        Self::from(&HwConfig::default())
+    }
+}
+
+impl From<&CallConfig> for RawCall {
+    fn from(c: &CallConfig) -> Self {
+        Self {
+            max_duration_secs: wide(c.max_duration_secs),
+            menu_timeout_secs: wide(c.menu_timeout_secs),
+            answer_delay_ms: wide(c.answer_delay_ms),
+        }
+    }
+}
+
+impl Default for RawCall {
+    fn default() -> Self {
+        Self::from(&CallConfig::default())
+    }
+}

@@ -1,0 +1,323 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn origin() -> PathBuf {
+    PathBuf::from("/etc/voxgate/voxgate.toml")
+}
+
+fn invalid(text: &str) -> Vec<Diagnostic> {
+    match parse(text, &origin()) {
+        Err(ConfigError::Invalid(d)) => d,
+        other => panic!("expected validation errors, got {other:?}"),
+    }
+}
+
+/// The single diagnostic's (line, column, key, problem).
+fn one(text: &str) -> (usize, usize, String, Problem) {
+    let d = invalid(text);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    let d = d.into_iter().next().unwrap();
+    assert_eq!(d.location.file, origin());
+    (d.location.line, d.location.column, d.key, d.problem)
+}
+
+fn parse_error(text: &str) -> (usize, usize, String) {
+    match parse(text, &origin()) {
+        Err(ConfigError::Parse { location, message }) => (location.line, location.column, message),
+        other => panic!("expected parse error, got {other:?}"),
+    }
+}
+
+#[test]
+fn empty_file_is_default_relative_to_file() {
+    let c = parse("", &origin()).unwrap();
+    assert_eq!(c, Config::default_in(Path::new("/etc/voxgate")));
+    assert_eq!(c.prompts.dir, PathBuf::from("/etc/voxgate/prompts"));
+    assert_eq!(
+        c.prompts.language_dir(),
+        PathBuf::from("/etc/voxgate/prompts/en")
+    );
+    assert_eq!(c.sip.udp, ["0.0.0.0:5060".parse::<SocketAddr>().unwrap()]);
+    assert_eq!(c.media.codecs, [CodecName::Pcmu, CodecName::Pcma]);
+    assert_eq!(c.sip.t1(), std::time::Duration::from_millis(500));
+    assert_eq!(
+        c.media.no_packet_timeout(),
+        Some(std::time::Duration::from_secs(60))
+    );
+}
+
+#[test]
+fn default_file_parses_back_to_default() {
+    let default = Config::default();
+    let text = default.to_toml_string();
+    let back = parse(&text, &default.base_dir.join("voxgate.toml")).unwrap();
+    assert_eq!(back, default);
+    // Portable: paths are written relative, and every key is documented.
+    assert!(text.contains("dir = \"prompts\"\n"), "{text}");
+    let keys = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(" = "))
+        .count();
+    let comments = text.lines().filter(|l| l.starts_with("# ")).count();
+    assert_eq!(keys, 32, "every schema key is present");
+    assert!(comments > keys);
+}
+
+#[test]
+fn non_default_config_round_trips() {
+    let text = r#"
+[sip]
+udp = ["[::]:5060", "10.0.0.1:5070"]
+tcp = []
+public_address = "sip.example.com"
+[media]
+codecs = ["PCMA"]
+rtp_port_min = 10000
+rtp_port_max = 10001
+[recording]
+dir = "/data/rec"
+[log]
+format = "json"
+[hw]
+pin_media_threads = true
+media_cores = [2, 3]
+"#;
+    let c = parse(text, &origin()).unwrap();
+    assert_eq!(c.sip.udp.len(), 2);
+    assert!(c.sip.udp[0].is_ipv6());
+    assert!(c.sip.tcp.is_empty());
+    assert_eq!(c.sip.public_address.as_deref(), Some("sip.example.com"));
+    assert_eq!(c.media.codecs, [CodecName::Pcma]);
+    assert_eq!(c.recording.dir, PathBuf::from("/data/rec"));
+    assert_eq!(c.log.format, LogFormat::Json);
+    assert_eq!(c.hw.media_cores, [2, 3]);
+    let again = parse(&c.to_toml_string(), &origin()).unwrap();
+    assert_eq!(again, c);
+}
+
+#[test]
+fn relative_paths_resolve_against_config_dir() {
+    let text = "[prompts]\ndir = \"../share/prompts\"\n[storage]\npath = \"db/v.db\"\n";
+    let c = parse(text, Path::new("/opt/vg/conf/voxgate.toml")).unwrap();
+    assert_eq!(
+        c.prompts.dir,
+        PathBuf::from("/opt/vg/conf/../share/prompts")
+    );
+    assert_eq!(c.storage.path, PathBuf::from("/opt/vg/conf/db/v.db"));
+    assert_eq!(
+        c.recording.dir,
+        PathBuf::from("/opt/vg/conf/var/recordings")
+    );
+    // A bare file name resolves against ".".
+    let c = parse(text, Path::new("voxgate.toml")).unwrap();
+    assert_eq!(c.storage.path, PathBuf::from("./db/v.db"));
+}
+
+#[test]
+fn syntax_error_has_line_and_column() {
+    let (line, col, msg) = parse_error("[sip]\nmax_calls = 10\nuser_agent = \"x\n");
+    // Unterminated string: reported where the line ends.
+    assert_eq!((line, col), (3, 16), "{msg}");
+    let (line, col, _) = parse_error("[media]\n\n  codecs = [\"pcmu\",, ]\n");
+    assert_eq!((line, col), (3, 20));
+}
+
+#[test]
+fn unknown_key_has_line_and_column() {
+    let (line, col, msg) = parse_error("[sip]\nmax_calls = 10\n  max_cals = 5\n");
+    assert_eq!((line, col), (3, 3));
+    assert!(msg.contains("max_cals"), "{msg}");
+    let (line, col, msg) = parse_error("[sip]\n[mediaa]\nx = 1\n");
+    assert_eq!((line, col), (2, 2), "{msg}");
+}
+
+#[test]
+fn type_error_has_line_and_column() {
+    let (line, col, msg) = parse_error("[sip]\nmax_calls = \"many\"\n");
+    assert_eq!((line, col), (2, 13), "{msg}");
+    let (line, col, _) = parse_error("[media]\ninband_dtmf = 1\n");
+    assert_eq!((line, col), (2, 15));
+}
+
+#[test]
+fn port_range_errors() {
+    let (l, c, key, p) = one("[media]\nrtp_port_min = 30000\nrtp_port_max = 20000\n");
+    assert_eq!((l, c, key.as_str()), (3, 1, "media.rtp_port_max"));
+    assert_eq!(
+        p,
+        Problem::PortRangeEmpty {
+            min: 30000,
+            max: 20000
+        }
+    );
+    // Only min given: the error points at min.
+    let (l, c, key, _) = one("[media]\n    rtp_port_min = 40000\n");
+    assert_eq!((l, c, key.as_str()), (2, 5, "media.rtp_port_min"));
+    let (l, c, _, p) = one("[media]\nrtp_port_max = 21000\nrtp_port_min = 20001\n");
+    assert_eq!((l, c), (3, 1));
+    assert_eq!(p, Problem::OddRtpPort { port: 20001 });
+    let (l, c, _, p) = one("[media]\nrtp_port_max = 70000\n");
+    assert_eq!((l, c), (2, 1));
+    assert_eq!(
+        p,
+        Problem::OutOfRange {
+            value: 70000,
+            min: 1,
+            max: 65535
+        }
+    );
+}
+
+#[test]
+fn zero_and_range_errors() {
+    let (l, c, key, p) = one("\n[sip]\nmax_calls = 0\n");
+    assert_eq!(
+        (l, c, key.as_str(), p),
+        (3, 1, "sip.max_calls", Problem::Zero)
+    );
+    let (l, c, _, p) = one("[media]\nptime_ms = 25\n");
+    assert_eq!((l, c, p), (2, 1, Problem::BadPtime { value: 25 }));
+    let (l, c, _, p) = one("[media]\njitter_min_ms = 300\n");
+    assert_eq!(
+        (l, c, p),
+        (2, 1, Problem::JitterInverted { min: 300, max: 200 })
+    );
+    let (l, c, _, p) = one("[sip]\nt1_ms = 500\nt2_ms = 100\n");
+    assert_eq!((l, c, p), (3, 1, Problem::T2BelowT1 { t1: 500, t2: 100 }));
+    let (l, c, _, p) = one("[call]\nmenu_timeout_secs = -1\n");
+    assert_eq!((l, c), (2, 1));
+    assert_eq!(
+        p,
+        Problem::OutOfRange {
+            value: -1,
+            min: 1,
+            max: 3600
+        }
+    );
+}
+
+#[test]
+fn address_errors_point_at_the_element() {
+    let (l, c, key, p) = one("[sip]\nudp = [\"0.0.0.0:5060\", \"1.2.3.4\"]\n");
+    assert_eq!((l, c, key.as_str()), (2, 24, "sip.udp[1]"));
+    assert!(matches!(p, Problem::BadSocketAddr { ref value, .. } if value == "1.2.3.4"));
+    let (l, c, _, p) = one("[sip]\ntcp = [\"[::]:5060\", \"[::]:5060\"]\n");
+    assert_eq!((l, c), (2, 21));
+    assert!(matches!(p, Problem::DuplicateAddr { .. }));
+    let (l, c, key, _) = one("[http]\nbind = \"localhost:80\"\n");
+    assert_eq!((l, c, key.as_str()), (2, 1, "http.bind"));
+    let (l, c, _, p) = one("[media]\nrtp_bind = \"0.0.0.0:1\"\n");
+    assert_eq!((l, c), (2, 1));
+    assert!(matches!(p, Problem::BadIpAddr { .. }));
+    let (_, _, _, p) = one("[sip]\npublic_address = \"1.2.3.4:5060\"\n");
+    assert!(matches!(p, Problem::BadPublicAddress { .. }));
+}
+
+#[test]
+fn codec_errors() {
+    let (l, c, key, p) = one("[media]\ncodecs = [\"pcmu\", \"g729\"]\n");
+    assert_eq!((l, c, key.as_str()), (2, 19, "media.codecs[1]"));
+    assert_eq!(
+        p,
+        Problem::UnknownCodec {
+            name: "g729".into()
+        }
+    );
+    let (_, _, _, p) = one("[media]\ncodecs = []\n");
+    assert_eq!(p, Problem::NoCodecs);
+    let (_, _, _, p) = one("[media]\ncodecs = [\"pcma\", \"PCMA\"]\n");
+    assert_eq!(
+        p,
+        Problem::DuplicateCodec {
+            codec: CodecName::Pcma
+        }
+    );
+
+    let text = "[media]\ncodecs = [\"opus\", \"pcmu\"]\n";
+    match parse_with_codecs(text, &origin(), &[CodecName::Pcmu, CodecName::Pcma]) {
+        Err(ConfigError::Invalid(d)) => {
+            assert_eq!(d.len(), 1);
+            assert_eq!((d[0].location.line, d[0].location.column), (2, 11));
+            assert_eq!(
+                d[0].problem,
+                Problem::CodecNotCompiled {
+                    codec: CodecName::Opus
+                }
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let c = parse_with_codecs(text, &origin(), &CodecName::ALL).unwrap();
+    assert_eq!(c.media.codecs, [CodecName::Opus, CodecName::Pcmu]);
+}
+
+#[test]
+fn misc_string_errors() {
+    let (_, _, key, _) = one("[log]\nformat = \"xml\"\n");
+    assert_eq!(key, "log.format");
+    let (_, _, key, _) = one("[log]\nlevel = \"\"\n");
+    assert_eq!(key, "log.level");
+    let (_, _, _, p) = one("[sip]\nuser_agent = \"evil\\r\\nX-Injected: 1\"\n");
+    assert!(matches!(p, Problem::BadUserAgent { .. }));
+    let (_, _, _, p) = one("[prompts]\nlanguage = \"../../etc\"\n");
+    assert!(matches!(p, Problem::BadLanguage { .. }));
+    let (_, _, _, p) = one("[storage]\npath = \"\"\n");
+    assert_eq!(p, Problem::EmptyPath);
+    let (l, c, _, p) = one("[hw]\nmedia_cores = [1, 2, 1]\n");
+    assert_eq!((l, c, p), (2, 22, Problem::DuplicateCore { core: 1 }));
+}
+
+#[test]
+fn all_errors_reported_together_in_file_order() {
+    let text = "[sip]\nmax_calls = 0\nudp = [\"nope\"]\n[media]\nptime_ms = 7\ncodecs = [\"x\"]\n[http]\nbind = \"\"\n";
+    let d = invalid(text);
+    let got: Vec<(usize, &str)> = d
+        .iter()
+        .map(|d| (d.location.line, d.key.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (3, "sip.udp[0]"),
+            (2, "sip.max_calls"),
+            (6, "media.codecs[0]"),
+            (5, "media.ptime_ms"),
+            (8, "http.bind"),
+        ]
+    );
+    let msg = ConfigError::Invalid(d).to_string();
+    assert_eq!(msg.lines().count(), 5);
+    assert!(
+        msg.starts_with("/etc/voxgate/voxgate.toml:3:8: sip.udp[0]: invalid socket address"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn dotted_and_inline_keys_are_located() {
+    let (l, c, _, _) = one("media.ptime_ms = 5\n");
+    assert_eq!((l, c), (1, 7));
+    let (l, c, _, _) = one("call = { max_duration_secs = 0 }\n");
+    assert_eq!((l, c), (1, 10));
+}
+
+#[test]
+fn load_reads_file_and_reports_missing() {
+    let dir = std::env::temp_dir().join(format!("voxgate-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("voxgate.toml");
+    std::fs::write(&path, "[sip]\nmax_calls = 5\n").unwrap();
+    let c = load(&path).unwrap();
+    assert_eq!(c.sip.max_calls, 5);
+    assert_eq!(c.storage.path, dir.join("var/voxgate.db"));
+    std::fs::write(&path, "[sip]\nmax_calls = 0\n").unwrap();
+    let err = load(&path).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!("{}:2:1: sip.max_calls: must not be 0", path.display())
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(matches!(load(&path), Err(ConfigError::Read { .. })));
+}

@@ -1,0 +1,449 @@
+//! Raw → typed conversion. Collects every problem, each located at its key via toml_edit
+//! spans, so the operator fixes the whole file in one round.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use toml_edit::Document;
+
+use crate::error::{Diagnostic, Location, Problem};
+use crate::raw::RawConfig;
+use crate::schema::{CodecName, Config, LogFormat};
+
+pub(crate) struct Validator<'a> {
+    origin: &'a Path,
+    text: &'a str,
+    /// `None` only if toml_edit rejects what toml accepted; locations then fall back to 1:1.
+    doc: Option<Document<&'a str>>,
+    compiled: &'a [CodecName],
+    diags: Vec<Diagnostic>,
+}
+
+impl<'a> Validator<'a> {
+    pub fn new(text: &'a str, origin: &'a Path, compiled: &'a [CodecName]) -> Self {
+        Self {
+            origin,
+            text,
+            doc: Document::parse(text).ok(),
+            compiled,
+            diags: Vec::new(),
+        }
+    }
+
+    /// Span of the deepest existing key along `path` (or of array element `index` of the
+    /// leaf), plus whether the leaf itself was found.
+    fn span_of(&self, path: &[&str], index: Option<usize>) -> (Option<Range<usize>>, bool) {
+        let Some(mut table) = self.doc.as_ref().and_then(|d| d.as_item().as_table_like()) else {
+            return (None, false);
+        };
+        let mut best = None;
+        for (depth, key) in path.iter().enumerate() {
+            let Some((k, item)) = table.get_key_value(key) else {
+                return (best, false);
+            };
+            best = k.span().or(best);
+            if depth + 1 == path.len() {
+                if let Some(i) = index {
+                    let element = item.as_array().and_then(|a| a.get(i));
+                    best = element.and_then(|v| v.span()).or(best);
+                }
+                return (best, true);
+            }
+            match item.as_table_like() {
+                Some(t) => table = t,
+                None => return (best, false),
+            }
+        }
+        (best, false)
+    }
+
+    fn present(&self, path: &[&str]) -> bool {
+        self.span_of(path, None).1
+    }
+
+    fn report_at(&mut self, path: &[&str], index: Option<usize>, problem: Problem) {
+        let offset = self.span_of(path, index).0.map_or(0, |s| s.start);
+        let mut key = path.join(".");
+        if let Some(i) = index {
+            key.push_str(&format!("[{i}]"));
+        }
+        self.diags.push(Diagnostic {
+            location: Location::from_offset(self.origin, self.text, offset),
+            key,
+            problem,
+        });
+    }
+
+    fn report(&mut self, path: &[&str], problem: Problem) {
+        self.report_at(path, None, problem);
+    }
+
+    /// Checks `min..=max` and converts; `None` (after reporting) when out of range.
+    fn int<T: TryFrom<i64>>(&mut self, path: &[&str], value: i64, min: i64, max: i64) -> Option<T> {
+        if (min..=max).contains(&value) {
+            if let Ok(v) = T::try_from(value) {
+                return Some(v);
+            }
+        }
+        self.report(path, Problem::OutOfRange { value, min, max });
+        None
+    }
+
+    /// Like [`Validator::int`] but 0 gets the clearer [`Problem::Zero`].
+    fn positive<T: TryFrom<i64>>(&mut self, path: &[&str], value: i64, max: i64) -> Option<T> {
+        if value == 0 {
+            self.report(path, Problem::Zero);
+            return None;
+        }
+        self.int(path, value, 1, max)
+    }
+
+    fn addrs(&mut self, path: &[&str], values: &[String]) -> Vec<SocketAddr> {
+        let mut out = Vec::with_capacity(values.len());
+        for (i, value) in values.iter().enumerate() {
+            match value.parse::<SocketAddr>() {
+                Ok(addr) if out.contains(&addr) => {
+                    self.report_at(path, Some(i), Problem::DuplicateAddr { addr })
+                }
+                Ok(addr) => out.push(addr),
+                Err(source) => self.report_at(
+                    path,
+                    Some(i),
+                    Problem::BadSocketAddr {
+                        value: value.clone(),
+                        source,
+                    },
+                ),
+            }
+        }
+        out
+    }
+
+    fn path(&mut self, key: &[&str], value: &str, base: &Path) -> Option<PathBuf> {
+        if value.is_empty() {
+            self.report(key, Problem::EmptyPath);
+            return None;
+        }
+        Some(base.join(value))
+    }
+
+    /// Checks everything; returns the typed config or all diagnostics.
+    pub fn run(mut self, raw: &RawConfig) -> Result<Config, Vec<Diagnostic>> {
+        let base = match self.origin.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut c = Config::default_in(&base);
+        self.sip(raw, &mut c);
+        self.media(raw, &mut c);
+        self.files(raw, &mut c, &base);
+        self.misc(raw, &mut c);
+        if self.diags.is_empty() {
+            Ok(c)
+        } else {
+            Err(self.diags)
+        }
+    }
+
+    fn sip(&mut self, raw: &RawConfig, c: &mut Config) {
+        let s = &raw.sip;
+        c.sip.udp = self.addrs(&["sip", "udp"], &s.udp);
+        c.sip.tcp = self.addrs(&["sip", "tcp"], &s.tcp);
+        c.sip.public_address = if s.public_address.is_empty() {
+            None
+        } else if valid_host(&s.public_address) {
+            Some(s.public_address.clone())
+        } else {
+            self.report(
+                &["sip", "public_address"],
+                Problem::BadPublicAddress {
+                    value: s.public_address.clone(),
+                },
+            );
+            None
+        };
+        if let Some(v) = self.positive(&["sip", "max_calls"], s.max_calls, 1_000_000) {
+            c.sip.max_calls = v;
+        }
+        if let Some(v) = self.int(&["sip", "retry_after_secs"], s.retry_after_secs, 0, 86_400) {
+            c.sip.retry_after_secs = v;
+        }
+        if s.user_agent.is_empty()
+            || !s
+                .user_agent
+                .chars()
+                .all(|ch| ch.is_ascii() && !ch.is_ascii_control())
+        {
+            // It ends up in a SIP header: control characters would allow header injection.
+            self.report(
+                &["sip", "user_agent"],
+                Problem::BadUserAgent {
+                    value: s.user_agent.clone(),
+                },
+            );
+        } else {
+            c.sip.user_agent = s.user_agent.clone();
+        }
+        const TIMER_MAX: i64 = 600_000;
+        let t1 = self.positive(&["sip", "t1_ms"], s.t1_ms, TIMER_MAX);
+        let t2 = self.positive(&["sip", "t2_ms"], s.t2_ms, TIMER_MAX);
+        let t4 = self.positive(&["sip", "t4_ms"], s.t4_ms, TIMER_MAX);
+        if let (Some(t1), Some(t2)) = (t1, t2) {
+            if t2 < t1 {
+                let at: &[&str] = if self.present(&["sip", "t2_ms"]) {
+                    &["sip", "t2_ms"]
+                } else {
+                    &["sip", "t1_ms"]
+                };
+                self.report(
+                    at,
+                    Problem::T2BelowT1 {
+                        t1: s.t1_ms,
+                        t2: s.t2_ms,
+                    },
+                );
+            }
+        }
+        c.sip.t1_ms = t1.unwrap_or(c.sip.t1_ms);
+        c.sip.t2_ms = t2.unwrap_or(c.sip.t2_ms);
+        c.sip.t4_ms = t4.unwrap_or(c.sip.t4_ms);
+    }
+
+    fn media(&mut self, raw: &RawConfig, c: &mut Config) {
+        let m = &raw.media;
+        const MIN: &[&str] = &["media", "rtp_port_min"];
+        const MAX: &[&str] = &["media", "rtp_port_max"];
+        let min: Option<u16> = self.int(MIN, m.rtp_port_min, 1, 65_535);
+        let max: Option<u16> = self.int(MAX, m.rtp_port_max, 1, 65_535);
+        if min.is_some() && m.rtp_port_min % 2 != 0 {
+            self.report(
+                MIN,
+                Problem::OddRtpPort {
+                    port: m.rtp_port_min,
+                },
+            );
+        } else if let (Some(lo), Some(hi)) = (min, max) {
+            if hi <= lo {
+                let at = if self.present(MAX) { MAX } else { MIN };
+                self.report(
+                    at,
+                    Problem::PortRangeEmpty {
+                        min: m.rtp_port_min,
+                        max: m.rtp_port_max,
+                    },
+                );
+            } else {
+                c.media.rtp_port_min = lo;
+                c.media.rtp_port_max = hi;
+            }
+        }
+        match m.rtp_bind.parse::<IpAddr>() {
+            Ok(ip) => c.media.rtp_bind = ip,
+            Err(source) => self.report(
+                &["media", "rtp_bind"],
+                Problem::BadIpAddr {
+                    value: m.rtp_bind.clone(),
+                    source,
+                },
+            ),
+        }
+        self.codecs(&m.codecs, c);
+        if (10..=60).contains(&m.ptime_ms) && m.ptime_ms % 10 == 0 {
+            c.media.ptime_ms = m.ptime_ms as u32;
+        } else {
+            self.report(
+                &["media", "ptime_ms"],
+                Problem::BadPtime { value: m.ptime_ms },
+            );
+        }
+        if let Some(v) = self.int(&["media", "threads"], m.threads, 0, 1024) {
+            c.media.threads = v;
+        }
+        c.media.inband_dtmf = m.inband_dtmf;
+        let jmin: Option<u32> = self.int(&["media", "jitter_min_ms"], m.jitter_min_ms, 0, 10_000);
+        let jmax: Option<u32> = self.int(&["media", "jitter_max_ms"], m.jitter_max_ms, 0, 10_000);
+        if let (Some(lo), Some(hi)) = (jmin, jmax) {
+            if lo > hi {
+                let at: &[&str] = if self.present(&["media", "jitter_max_ms"]) {
+                    &["media", "jitter_max_ms"]
+                } else {
+                    &["media", "jitter_min_ms"]
+                };
+                self.report(
+                    at,
+                    Problem::JitterInverted {
+                        min: m.jitter_min_ms,
+                        max: m.jitter_max_ms,
+                    },
+                );
+            } else {
+                c.media.jitter_min_ms = lo;
+                c.media.jitter_max_ms = hi;
+            }
+        }
+        if let Some(v) = self.int(
+            &["media", "no_packet_timeout_secs"],
+            m.no_packet_timeout_secs,
+            0,
+            86_400,
+        ) {
+            c.media.no_packet_timeout_secs = v;
+        }
+    }
+
+    fn codecs(&mut self, names: &[String], c: &mut Config) {
+        const KEY: &[&str] = &["media", "codecs"];
+        if names.is_empty() {
+            self.report(KEY, Problem::NoCodecs);
+            return;
+        }
+        let mut codecs = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            match CodecName::from_name(name) {
+                None => self.report_at(KEY, Some(i), Problem::UnknownCodec { name: name.clone() }),
+                Some(codec) if !self.compiled.contains(&codec) => {
+                    self.report_at(KEY, Some(i), Problem::CodecNotCompiled { codec })
+                }
+                Some(codec) if codecs.contains(&codec) => {
+                    self.report_at(KEY, Some(i), Problem::DuplicateCodec { codec })
+                }
+                Some(codec) => codecs.push(codec),
+            }
+        }
+        c.media.codecs = codecs;
+    }
+
+    fn files(&mut self, raw: &RawConfig, c: &mut Config, base: &Path) {
+        if let Some(p) = self.path(&["prompts", "dir"], &raw.prompts.dir, base) {
+            c.prompts.dir = p;
+        }
+        let lang = &raw.prompts.language;
+        if !lang.is_empty()
+            && lang
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            c.prompts.language = lang.clone();
+        } else {
+            // Also keeps `..` and `/` out: the language is joined onto the prompt dir.
+            self.report(
+                &["prompts", "language"],
+                Problem::BadLanguage {
+                    value: lang.clone(),
+                },
+            );
+        }
+        c.recording.enabled = raw.recording.enabled;
+        if let Some(p) = self.path(&["recording", "dir"], &raw.recording.dir, base) {
+            c.recording.dir = p;
+        }
+        if let Some(p) = self.path(&["storage", "path"], &raw.storage.path, base) {
+            c.storage.path = p;
+        }
+    }
+
+    fn misc(&mut self, raw: &RawConfig, c: &mut Config) {
+        match raw.http.bind.parse::<SocketAddr>() {
+            Ok(addr) => c.http.bind = addr,
+            Err(source) => self.report(
+                &["http", "bind"],
+                Problem::BadSocketAddr {
+                    value: raw.http.bind.clone(),
+                    source,
+                },
+            ),
+        }
+        let level = &raw.log.level;
+        if level.is_empty()
+            || level
+                .chars()
+                .any(|ch| ch.is_whitespace() || ch.is_control())
+        {
+            self.report(
+                &["log", "level"],
+                Problem::BadLogLevel {
+                    value: level.clone(),
+                },
+            );
+        } else {
+            c.log.level = level.clone();
+        }
+        match raw.log.format.to_ascii_lowercase().as_str() {
+            "text" => c.log.format = LogFormat::Text,
+            "json" => c.log.format = LogFormat::Json,
+            _ => self.report(
+                &["log", "format"],
+                Problem::UnknownLogFormat {
+                    value: raw.log.format.clone(),
+                },
+            ),
+        }
+        c.hw.pin_media_threads = raw.hw.pin_media_threads;
+        let mut seen = HashSet::new();
+        let mut cores = Vec::with_capacity(raw.hw.media_cores.len());
+        for (i, &core) in raw.hw.media_cores.iter().enumerate() {
+            if !(0..=4095).contains(&core) {
+                self.report_at(
+                    &["hw", "media_cores"],
+                    Some(i),
+                    Problem::OutOfRange {
+                        value: core,
+                        min: 0,
+                        max: 4095,
+                    },
+                );
+            } else if !seen.insert(core) {
+                self.report_at(
+                    &["hw", "media_cores"],
+                    Some(i),
+                    Problem::DuplicateCore { core },
+                );
+            } else {
+                cores.push(core as usize);
+            }
+        }
+        c.hw.media_cores = cores;
+        const YEAR: i64 = 365 * 86_400;
+        if let Some(v) = self.positive(
+            &["call", "max_duration_secs"],
+            raw.call.max_duration_secs,
+            YEAR,
+        ) {
+            c.call.max_duration_secs = v;
+        }
+        if let Some(v) = self.positive(
+            &["call", "menu_timeout_secs"],
+            raw.call.menu_timeout_secs,
+            3600,
+        ) {
+            c.call.menu_timeout_secs = v;
+        }
+        if let Some(v) = self.int(
+            &["call", "answer_delay_ms"],
+            raw.call.answer_delay_ms,
+            0,
+            30_000,
+        ) {
+            c.call.answer_delay_ms = v;
+        }
+    }
+}
+
+/// A bare IP address or an RFC 1123 host name (no port: that comes from the listener).
+fn valid_host(s: &str) -> bool {
+    if s.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+        })
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Renders the bundled English prompt set into prompts/en/ as 8 kHz 16-bit mono WAV.
+#
+# Needs espeak-ng and sox. Output is deterministic (no dither), so re-running it only
+# changes files whose text or settings changed. Usage: scripts/make-prompts.sh [OUT_DIR]
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+out="${1:-$here/../prompts/en}"
+voice="en-us"
+wpm=150
+
+for tool in espeak-ng sox; do
+    command -v "$tool" >/dev/null || { echo "error: $tool not found" >&2; exit 1; }
+done
+
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+# speak KEY TEXT: KEY is the path below $out without .wav (e.g. num/7).
+speak() {
+    local key="$1" text="$2"
+    mkdir -p "$out/$(dirname "$key")"
+    espeak-ng -v "$voice" -s "$wpm" -w "$tmp/raw.wav" -- "$text"
+    # -D: no dither, for reproducible files. Trim silence at both ends (reverse trick),
+    # resample to 8 kHz, peak-normalise to -3 dBFS.
+    sox -D "$tmp/raw.wav" -r 8000 -b 16 -c 1 -e signed-integer "$out/$key.wav" \
+        silence 1 0.02 0.5% reverse silence 1 0.02 0.5% reverse \
+        rate -v 8k norm -3
+}
+
+speak greeting "Welcome to the voxgate demo bank. For your account balance, press 1. For card services, press 2. To speak to an agent, press 0."
+speak balance_is "The balance of the demo account is"
+speak card_services "Card services: to freeze a lost or stolen card, please call back after the card service launch. Thank you."
+speak agent_unavailable "All our agents are busy right now. Please call again later."
+speak invalid_choice "Sorry, that is not a valid choice."
+speak no_input "Sorry, I did not hear your choice."
+speak you_pressed "You pressed"
+speak goodbye "Thank you for calling. Goodbye."
+
+ones=(zero one two three four five six seven eight nine ten eleven twelve thirteen
+      fourteen fifteen sixteen seventeen eighteen nineteen)
+for n in "${!ones[@]}"; do
+    speak "num/$n" "${ones[$n]}"
+done
+tens=([20]=twenty [30]=thirty [40]=forty [50]=fifty [60]=sixty [70]=seventy [80]=eighty [90]=ninety)
+for n in "${!tens[@]}"; do
+    speak "num/$n" "${tens[$n]}"
+done
+for word in hundred thousand million billion point; do
+    speak "num/$word" "$word"
+done
+for word in dollar dollars euro euros cent cents and minus; do
+    speak "currency/$word" "$word"
+done
+speak digit/star "star"
+speak digit/pound "pound"
+
+# Hold music: four 2 s chords (C, Am, F, G), each faded in and out so the 8 s loop has no
+# click at the seam; peak about -12 dBFS.
+mkdir -p "$out/music"
+chords=("261.63 329.63 392.00" "220.00 261.63 329.63" "174.61 220.00 261.63" "196.00 246.94 293.66")
+parts=()
+for i in "${!chords[@]}"; do
+    read -r a b c <<<"${chords[$i]}"
+    sox -D -n -r 8000 -b 16 -c 3 "$tmp/chord$i.wav" \
+        synth 2 sine "$a" sine "$b" sine "$c" remix - fade q 0.4 2 0.6
+    parts+=("$tmp/chord$i.wav")
+done
+sox -D "${parts[@]}" -r 8000 -b 16 -c 1 -e signed-integer "$out/music/hold.wav" norm -12
+
+echo "prompts written to $out"

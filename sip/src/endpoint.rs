@@ -1,0 +1,1406 @@
+//! The sans-IO user agent the I/O driver talks to.
+//!
+//! The driver feeds datagrams/framed messages with [`Endpoint::handle_input`], fires
+//! timers with [`Endpoint::handle_timeout`] at [`Endpoint::poll_timeout`], and drains
+//! [`Endpoint::poll_transmit`] and [`Endpoint::poll_event`] after every call. The call
+//! logic answers [`Event`]s with the command methods. Nothing here reads a clock or
+//! touches a socket.
+//!
+//! Layering inside: transactions (RFC 3261 §17) absorb retransmissions and own
+//! non-2xx retransmission; calls own their [`Dialog`] and the 2xx-until-ACK timer;
+//! the endpoint routes messages between them and enforces the trunk policy
+//! (capacity guard, supported methods, response addressing per §18.2.2).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::body::{extract_sdp, parse_dtmf_info, BodyError};
+use crate::dialog::{Dialog, DialogId};
+use crate::header::{Method, NameAddr, Via, ViaTransport, MAGIC_COOKIE};
+use crate::message::{salvage_request_headers, Headers, ParseError, Request, Response, SipMessage};
+use crate::rng::SplitMix64;
+use crate::sdp;
+use crate::text::hex_u64;
+use crate::transaction::{
+    ClientKey, ClientResponseAction, ClientState, ClientTimerEvent, ClientTransaction, ServerState,
+    ServerTimerEvent, ServerTransaction, TransactionKey, TwoXxEvent, TwoXxRetransmit,
+};
+use crate::uri::{Host, Uri};
+
+pub use crate::transaction::TimerConfig;
+
+/// Methods this UA implements; advertised in Allow.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+/// Bodies this UA understands; advertised in Accept.
+pub const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
+
+/// Transport of a message. TCP is reliable: no retransmissions, zero wait timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    fn reliable(self) -> bool {
+        self == Transport::Tcp
+    }
+
+    fn via_transport(self) -> ViaTransport {
+        match self {
+            Transport::Udp => ViaTransport::Udp,
+            Transport::Tcp => ViaTransport::Tcp,
+        }
+    }
+}
+
+/// Opaque identifier of a call, stable from `IncomingCall` to `CallEnded`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallHandle(pub u64);
+
+/// Static endpoint configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointConfig {
+    /// Calls beyond this are refused with 503 + Retry-After.
+    pub max_calls: usize,
+    pub retry_after_secs: u32,
+    /// Sent as Server (responses) and User-Agent (requests).
+    pub user_agent: String,
+    /// Public host or IP for Contact and Via sent-by.
+    pub contact_host: String,
+    pub udp_port: u16,
+    pub tcp_port: u16,
+    pub timers: TimerConfig,
+    /// Seed for tags and branches; vary it per process start in production.
+    pub seed: u64,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            max_calls: 100,
+            retry_after_secs: 30,
+            user_agent: "voxgate".to_string(),
+            contact_host: "127.0.0.1".to_string(),
+            udp_port: 5060,
+            tcp_port: 5060,
+            timers: TimerConfig::default(),
+            seed: 0,
+        }
+    }
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub transport: Transport,
+    /// Local socket to send from (the one the peer talks to).
+    pub local: SocketAddr,
+    /// Destination; for TCP, the connection identified by (local, remote).
+    pub remote: SocketAddr,
+    pub payload: Vec<u8>,
+}
+
+/// A new call offered by the trunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingCall {
+    pub call: CallHandle,
+    pub call_id: String,
+    /// From URI (the caller).
+    pub from: String,
+    pub from_display: Option<String>,
+    /// To URI (the dialled number).
+    pub to: String,
+    /// URI of the first P-Asserted-Identity (RFC 3325), the network-verified caller.
+    pub p_asserted_identity: Option<String>,
+    pub remote: SocketAddr,
+    pub transport: Transport,
+    /// `None` for a late-offer INVITE.
+    pub offer: Option<sdp::SessionDescription>,
+    /// Non-fatal oddities (missing Contact/Max-Forwards, RFC 2543 branch, bad PAI).
+    pub parse_warnings: usize,
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    RemoteBye,
+    /// CANCEL before the final answer; 200 and 487 were sent.
+    Cancelled,
+    /// Our BYE completed (any final response) or we rejected an unanswered call with 480.
+    LocalHangup,
+    /// No ACK for our 2xx within 64*T1; a BYE was sent.
+    AckTimeout,
+    /// Our BYE got no final response within 64*T1.
+    TransactionTimeout,
+    /// The application rejected the call with this status.
+    Rejected(u16),
+}
+
+/// What the application must react to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A new INVITE passed the capacity guard; 100 Trying was already sent. The
+    /// app must `answer`, `reject` or `send_provisional`.
+    IncomingCall(IncomingCall),
+    /// ACK for our 2xx arrived.
+    CallConfirmed {
+        call: CallHandle,
+    },
+    /// In-dialog INVITE; the app must call `answer_reinvite`. `offer` is `None` for
+    /// a re-INVITE without SDP (the app may answer it with Err(488) for now).
+    ReInvite {
+        call: CallHandle,
+        offer: Option<sdp::SessionDescription>,
+    },
+    /// INFO with application/dtmf-relay or application/dtmf; 200 was already sent.
+    /// `duration_ms` is 0 when the body carries none.
+    DtmfInfo {
+        call: CallHandle,
+        digit: char,
+        duration_ms: u32,
+    },
+    CallEnded {
+        call: CallHandle,
+        reason: EndReason,
+    },
+}
+
+/// Why an application command was refused (nothing was sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("unknown or already ended call")]
+    UnknownCall,
+    #[error("command not valid in the call's current state")]
+    WrongState,
+    #[error("status {0} not allowed for this command")]
+    InvalidStatus(u16),
+}
+
+/// Counters for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Parseable requests received (including retransmissions).
+    pub requests: u64,
+    /// Responses received for our requests.
+    pub responses_received: u64,
+    /// Responses transmitted, including retransmissions.
+    pub responses_sent: u64,
+    /// Requests transmitted, including retransmissions.
+    pub requests_sent: u64,
+    /// Unparseable messages or requests missing mandatory headers.
+    pub parse_errors: u64,
+    pub rejected_503: u64,
+    /// Retransmissions sent (timer-driven or in reply to a retransmitted request).
+    pub retransmissions: u64,
+}
+
+/// Where a message came from; responses and in-dialog requests go back the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Flow {
+    transport: Transport,
+    local: SocketAddr,
+    remote: SocketAddr,
+}
+
+#[derive(Debug)]
+struct ServerTx {
+    tx: ServerTransaction,
+    /// Where responses go (the flow the request arrived on).
+    flow: Flow,
+    /// Kept for INVITEs so later responses (18x, 200, 487) can be built.
+    request: Option<Request>,
+    call: Option<CallHandle>,
+}
+
+#[derive(Debug)]
+struct ClientTx {
+    tx: ClientTransaction,
+    flow: Flow,
+    /// The call whose BYE this is; `None` once the call has already been reported ended.
+    call: Option<CallHandle>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    /// INVITE received, no final response yet.
+    Incoming,
+    /// 2xx sent, waiting for ACK.
+    Answered,
+    Confirmed,
+    /// Our BYE is in flight.
+    Terminating,
+}
+
+/// A 2xx we retransmit until the matching ACK (RFC 3261 §13.3.1.4).
+#[derive(Debug)]
+struct PendingAck {
+    timer: TwoXxRetransmit,
+    flow: Flow,
+    bytes: Vec<u8>,
+    cseq: u32,
+    /// True for the initial INVITE (ACK confirms the call).
+    initial: bool,
+}
+
+#[derive(Debug)]
+struct Call {
+    state: CallState,
+    dialog: Dialog,
+    flow: Flow,
+    invite_key: TransactionKey,
+    invite_seq: u32,
+    /// Sent-by and branch of the initial INVITE, to tell retransmissions from merged requests.
+    invite_via: String,
+    /// `(Call-ID, From tag)` index entry.
+    early_key: (String, String),
+    reinvite: Option<TransactionKey>,
+    pending_ack: Option<PendingAck>,
+    hangup_after_ack: bool,
+}
+
+/// Sans-IO SIP user agent for a trunk (UAS today; client transactions for BYE).
+#[derive(Debug)]
+pub struct Endpoint {
+    config: EndpointConfig,
+    rng: SplitMix64,
+    next_call: u64,
+    server_txs: BTreeMap<TransactionKey, ServerTx>,
+    client_txs: BTreeMap<ClientKey, ClientTx>,
+    calls: BTreeMap<CallHandle, Call>,
+    dialogs: HashMap<DialogId, CallHandle>,
+    early: HashMap<(String, String), CallHandle>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    stats: EndpointStats,
+}
+
+fn via_identity(via: &Via) -> String {
+    format!("{}|{}", via.sent_by_key(), via.branch().unwrap_or_default())
+}
+
+impl Endpoint {
+    pub fn new(config: EndpointConfig) -> Self {
+        let rng = SplitMix64::new(config.seed);
+        Self {
+            config,
+            rng,
+            next_call: 1,
+            server_txs: BTreeMap::new(),
+            client_txs: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            dialogs: HashMap::new(),
+            early: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: EndpointStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> EndpointStats {
+        self.stats
+    }
+
+    /// Calls counted by the capacity guard (from IncomingCall until CallEnded).
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Next message to put on the wire; drain after every `handle_*` and command call.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event for the call logic.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Earliest deadline at which `handle_timeout` must be called; `None` when idle.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let server = self.server_txs.values().filter_map(|s| s.tx.poll_timeout());
+        let client = self.client_txs.values().filter_map(|c| c.tx.poll_timeout());
+        let calls = self
+            .calls
+            .values()
+            .filter_map(|c| c.pending_ack.as_ref().and_then(|p| p.timer.poll_timeout()));
+        server.chain(client).chain(calls).min()
+    }
+
+    /// One datagram (UDP) or one framed message (TCP) from `remote`, received on `local`.
+    pub fn handle_input(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        let flow = Flow {
+            transport,
+            local,
+            remote,
+        };
+        match SipMessage::parse(data) {
+            Ok(SipMessage::Request(req)) => {
+                self.stats.requests += 1;
+                self.handle_request(now, flow, req);
+            }
+            Ok(SipMessage::Response(resp)) => {
+                self.stats.responses_received += 1;
+                self.handle_response(now, flow, resp);
+            }
+            Err(e) => {
+                self.stats.parse_errors += 1;
+                tracing::debug!(%remote, error = %e, "unparseable SIP message");
+                self.reply_to_garbage(flow, data, &e);
+            }
+        }
+    }
+
+    /// Fires every timer due at `now` (retransmissions, timeouts, cleanup).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.server_timers(now);
+        self.client_timers(now);
+        self.call_timers(now);
+    }
+
+    // ----- application commands -------------------------------------------------
+
+    /// Sends 101-199 (typically 180 Ringing or 183 with early-media SDP).
+    pub fn send_provisional(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        status: u16,
+        sdp: Option<String>,
+    ) -> Result<(), CallError> {
+        if !(101..=199).contains(&status) {
+            return Err(CallError::InvalidStatus(status));
+        }
+        let c = self.calls.get(&call).ok_or(CallError::UnknownCall)?;
+        if c.state != CallState::Incoming {
+            return Err(CallError::WrongState);
+        }
+        let key = c.invite_key.clone();
+        self.respond_in_invite_tx(now, &key, status, sdp.map(String::into_bytes))
+    }
+
+    /// Sends 200 OK with `sdp` and retransmits it until ACK (T1 doubling to T2);
+    /// after 64*T1 without ACK a BYE is sent and the call ends with `AckTimeout`.
+    pub fn answer(&mut self, now: Instant, call: CallHandle, sdp: String) -> Result<(), CallError> {
+        let c = self.calls.get(&call).ok_or(CallError::UnknownCall)?;
+        if c.state != CallState::Incoming {
+            return Err(CallError::WrongState);
+        }
+        let key = c.invite_key.clone();
+        let seq = c.invite_seq;
+        self.send_2xx(now, call, &key, seq, sdp.into_bytes(), true)?;
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.state = CallState::Answered;
+        }
+        Ok(())
+    }
+
+    /// Rejects an unanswered call with a final 300-699 status; ends with `Rejected`.
+    pub fn reject(&mut self, now: Instant, call: CallHandle, status: u16) -> Result<(), CallError> {
+        if !(300..=699).contains(&status) {
+            return Err(CallError::InvalidStatus(status));
+        }
+        let c = self.calls.get(&call).ok_or(CallError::UnknownCall)?;
+        if c.state != CallState::Incoming {
+            return Err(CallError::WrongState);
+        }
+        let key = c.invite_key.clone();
+        self.respond_in_invite_tx(now, &key, status, None)?;
+        self.end_call(call, EndReason::Rejected(status));
+        Ok(())
+    }
+
+    /// Ends the call from our side: BYE when answered (`CallEnded` follows when the
+    /// BYE completes or times out; if our 2xx is not ACKed yet the BYE waits for the
+    /// ACK, RFC 3261 §15), or 480 when not yet answered (`CallEnded` immediately).
+    pub fn hangup(&mut self, now: Instant, call: CallHandle) -> Result<(), CallError> {
+        let c = self.calls.get_mut(&call).ok_or(CallError::UnknownCall)?;
+        match c.state {
+            CallState::Incoming => {
+                let key = c.invite_key.clone();
+                self.respond_in_invite_tx(now, &key, 480, None)?;
+                self.end_call(call, EndReason::LocalHangup);
+                Ok(())
+            }
+            CallState::Answered if !c.hangup_after_ack => {
+                c.hangup_after_ack = true;
+                Ok(())
+            }
+            CallState::Confirmed => {
+                self.send_bye(now, call, true);
+                Ok(())
+            }
+            CallState::Answered | CallState::Terminating => Err(CallError::WrongState),
+        }
+    }
+
+    /// Answers a pending re-INVITE: `Ok(sdp)` → 200 (retransmitted until ACK),
+    /// `Err(status)` → that final error status (e.g. 488).
+    pub fn answer_reinvite(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        result: Result<String, u16>,
+    ) -> Result<(), CallError> {
+        let c = self.calls.get(&call).ok_or(CallError::UnknownCall)?;
+        let key = c.reinvite.clone().ok_or(CallError::WrongState)?;
+        let pending = self
+            .server_txs
+            .get(&key)
+            .is_some_and(|s| s.tx.awaiting_final());
+        if !pending {
+            return Err(CallError::WrongState);
+        }
+        match result {
+            Ok(sdp) => {
+                let seq = self
+                    .server_txs
+                    .get(&key)
+                    .and_then(|s| s.request.as_ref())
+                    .and_then(|r| r.headers.cseq().ok())
+                    .map(|c| c.seq)
+                    .ok_or(CallError::WrongState)?;
+                self.send_2xx(now, call, &key, seq, sdp.into_bytes(), false)?;
+            }
+            Err(status) => {
+                if !(300..=699).contains(&status) {
+                    return Err(CallError::InvalidStatus(status));
+                }
+                self.respond_in_invite_tx(now, &key, status, None)?;
+            }
+        }
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.reinvite = None;
+        }
+        Ok(())
+    }
+
+    // ----- request handling -----------------------------------------------------
+
+    fn handle_request(&mut self, now: Instant, flow: Flow, mut req: Request) {
+        let Ok(top_via) = req.headers.top_via() else {
+            // Malformed Via (RFC 4475 §3.1.2.1): answer 400 to the packet's
+            // source with the Via copied verbatim, if there is one at all.
+            self.stats.parse_errors += 1;
+            if req.method != Method::Ack && req.headers.contains("Via") {
+                let resp = self.response_to(&req.headers, 400, true);
+                self.send_response_bytes(flow, resp.to_bytes());
+            }
+            return;
+        };
+        stamp_via(&mut req, &top_via, flow.remote);
+        if let Err(e) = req.validate() {
+            self.stats.parse_errors += 1;
+            if req.method != Method::Ack {
+                let mut resp = self.response_to(&req.headers, 400, true);
+                resp.reason = format!("Bad Request ({e})");
+                let key = TransactionKey::for_request(&req).ok();
+                self.respond_new_tx(now, flow, &req, key, resp);
+            }
+            return;
+        }
+        let Ok(key) = TransactionKey::for_request(&req) else {
+            return;
+        };
+        if let Some(stx) = self.server_txs.get_mut(&key) {
+            if req.method == Method::Ack {
+                stx.tx.on_ack(now);
+            } else if let Some(bytes) = stx.tx.on_retransmission() {
+                let bytes = bytes.to_vec();
+                self.stats.retransmissions += 1;
+                self.send_response_bytes(flow, bytes);
+            }
+            return;
+        }
+        match req.method {
+            Method::Ack => self.handle_2xx_ack(now, &req),
+            Method::Cancel => self.handle_cancel(now, flow, &req, key),
+            _ => {
+                let max_forwards = req.headers.max_forwards().ok().flatten();
+                if matches!(req.method, Method::Invite | Method::Options) && max_forwards == Some(0)
+                {
+                    let resp = self.response_to(&req.headers, 483, true);
+                    self.respond_new_tx(now, flow, &req, Some(key), resp);
+                    return;
+                }
+                if !matches!(req.uri.scheme(), "sip" | "sips" | "tel") {
+                    let resp = self.response_to(&req.headers, 416, true);
+                    self.respond_new_tx(now, flow, &req, Some(key), resp);
+                    return;
+                }
+                match DialogId::for_incoming_request(&req) {
+                    Ok(Some(id)) => self.handle_in_dialog(now, flow, req, key, id),
+                    Ok(None) => self.handle_out_of_dialog(now, flow, req, key),
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+
+    fn handle_out_of_dialog(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        req: Request,
+        key: TransactionKey,
+    ) {
+        match req.method {
+            Method::Invite => self.handle_new_invite(now, flow, req, key),
+            Method::Options => {
+                let resp = self.options_response(&req);
+                self.respond_new_tx(now, flow, &req, Some(key), resp);
+            }
+            Method::Bye | Method::Info => {
+                let resp = self.response_to(&req.headers, 481, true);
+                self.respond_new_tx(now, flow, &req, Some(key), resp);
+            }
+            _ => self.reject_unsupported(now, flow, &req, key),
+        }
+    }
+
+    /// 405 for methods we know but do not implement, 501 for unknown ones.
+    fn reject_unsupported(&mut self, now: Instant, flow: Flow, req: &Request, key: TransactionKey) {
+        let status = match req.method {
+            Method::Other(_) => 501,
+            _ => 405,
+        };
+        let mut resp = self.response_to(&req.headers, status, true);
+        resp.headers.push("Allow", ALLOW);
+        self.respond_new_tx(now, flow, req, Some(key), resp);
+    }
+
+    fn handle_new_invite(&mut self, now: Instant, flow: Flow, req: Request, key: TransactionKey) {
+        let (Ok(call_id), Ok(from), Ok(cseq), Ok(top_via)) = (
+            req.headers.call_id(),
+            req.headers.from(),
+            req.headers.cseq(),
+            req.headers.top_via(),
+        ) else {
+            return;
+        };
+        let early_key = (
+            call_id.to_string(),
+            from.tag().unwrap_or_default().to_string(),
+        );
+        if let Some(&handle) = self.early.get(&early_key) {
+            let Some(call) = self.calls.get(&handle) else {
+                return;
+            };
+            if call.invite_seq == cseq.seq && call.invite_via == via_identity(&top_via) {
+                // Retransmission after our 2xx ended the transaction: resend the 2xx.
+                if let Some(p) = call.pending_ack.as_ref().filter(|p| p.initial) {
+                    let bytes = p.bytes.clone();
+                    self.stats.retransmissions += 1;
+                    self.send_response_bytes(flow, bytes);
+                }
+            } else {
+                // Same request via another path (RFC 3261 §8.2.2.2).
+                let resp = self.response_to(&req.headers, 482, true);
+                self.respond_new_tx(now, flow, &req, Some(key), resp);
+            }
+            return;
+        }
+        let required: Vec<String> = req.headers.list("Require").map(str::to_string).collect();
+        if !required.is_empty() {
+            let mut resp = self.response_to(&req.headers, 420, true);
+            resp.headers.push("Unsupported", required.join(", "));
+            self.respond_new_tx(now, flow, &req, Some(key), resp);
+            return;
+        }
+        if self.calls.len() >= self.config.max_calls {
+            self.stats.rejected_503 += 1;
+            let mut resp = self.response_to(&req.headers, 503, true);
+            resp.headers
+                .push("Retry-After", self.config.retry_after_secs.to_string());
+            self.respond_new_tx(now, flow, &req, Some(key), resp);
+            return;
+        }
+        let offer = match extract_sdp(&req) {
+            Ok(o) => o,
+            Err(e) => {
+                let status = match e {
+                    BodyError::Unsupported(_) => 415,
+                    BodyError::BadContentType | BodyError::Sdp(_) => 400,
+                };
+                let mut resp = self.response_to(&req.headers, status, true);
+                if status == 415 {
+                    resp.headers.push("Accept", "application/sdp");
+                } else {
+                    resp.reason = format!("Bad Request ({e})");
+                }
+                self.respond_new_tx(now, flow, &req, Some(key), resp);
+                return;
+            }
+        };
+        let local_tag = self.new_tag();
+        let dialog = match Dialog::new_uas(&req, &local_tag, 0) {
+            Ok(d) => d,
+            Err(e) => {
+                let mut resp = self.response_to(&req.headers, 400, true);
+                resp.reason = format!("Bad Request ({e})");
+                self.respond_new_tx(now, flow, &req, Some(key), resp);
+                return;
+            }
+        };
+
+        let mut warnings = 0;
+        if !req.headers.contains("Contact") {
+            warnings += 1;
+        }
+        if !req.headers.contains("Max-Forwards") {
+            warnings += 1;
+        }
+        if top_via.rfc3261_branch().is_none() {
+            warnings += 1;
+        }
+        let pai =
+            req.headers
+                .list("P-Asserted-Identity")
+                .next()
+                .and_then(|v| match NameAddr::parse(v, "P-Asserted-Identity") {
+                    Ok(na) => Some(na.uri.to_string()),
+                    Err(_) => {
+                        warnings += 1;
+                        None
+                    }
+                });
+        let to_uri = req
+            .headers
+            .to()
+            .map(|t| t.uri.to_string())
+            .unwrap_or_default();
+
+        let handle = CallHandle(self.next_call);
+        self.next_call += 1;
+        let trying = self.response_to(&req.headers, 100, false).to_bytes();
+        let mut tx = ServerTransaction::new_invite(flow.transport.reliable(), self.config.timers);
+        // A fresh INVITE transaction always accepts 100.
+        let _ = tx.send_response(now, 100, trying.clone());
+        self.send_response_bytes(flow, trying);
+
+        let incoming = IncomingCall {
+            call: handle,
+            call_id: early_key.0.clone(),
+            from: from.uri.to_string(),
+            from_display: from.display_name.clone(),
+            to: to_uri,
+            p_asserted_identity: pai,
+            remote: flow.remote,
+            transport: flow.transport,
+            offer,
+            parse_warnings: warnings,
+        };
+        self.dialogs.insert(dialog.id.clone(), handle);
+        self.early.insert(early_key.clone(), handle);
+        self.calls.insert(
+            handle,
+            Call {
+                state: CallState::Incoming,
+                dialog,
+                flow,
+                invite_key: key.clone(),
+                invite_seq: cseq.seq,
+                invite_via: via_identity(&top_via),
+                early_key,
+                reinvite: None,
+                pending_ack: None,
+                hangup_after_ack: false,
+            },
+        );
+        self.server_txs.insert(
+            key,
+            ServerTx {
+                tx,
+                flow,
+                request: Some(req),
+                call: Some(handle),
+            },
+        );
+        self.events.push_back(Event::IncomingCall(incoming));
+    }
+
+    fn handle_cancel(&mut self, now: Instant, flow: Flow, req: &Request, key: TransactionKey) {
+        let invite_key = key.with_method(Method::Invite);
+        let Some(stx) = self.server_txs.get(&invite_key) else {
+            let resp = self.response_to(&req.headers, 481, true);
+            self.respond_new_tx(now, flow, req, Some(key), resp);
+            return;
+        };
+        let pending = stx.tx.awaiting_final();
+        let call = stx.call;
+        // The 200 to CANCEL carries the same To tag as responses to the INVITE.
+        let tag = call
+            .and_then(|h| self.calls.get(&h))
+            .map(|c| c.dialog.id.local_tag.clone());
+        let ok = match tag {
+            Some(tag) => self.response_to_tagged(&req.headers, 200, &tag),
+            None => self.response_to(&req.headers, 200, true),
+        };
+        self.respond_new_tx(now, flow, req, Some(key), ok);
+        if !pending {
+            return;
+        }
+        // RFC 3261 §9.2: 487 for the INVITE.
+        let _ = self.respond_in_invite_tx(now, &invite_key, 487, None);
+        let Some(handle) = call else { return };
+        let is_initial = self
+            .calls
+            .get(&handle)
+            .is_some_and(|c| c.invite_key == invite_key);
+        if is_initial {
+            self.end_call(handle, EndReason::Cancelled);
+        } else if let Some(c) = self.calls.get_mut(&handle) {
+            c.reinvite = None;
+        }
+    }
+
+    fn handle_2xx_ack(&mut self, now: Instant, req: &Request) {
+        let Ok(Some(id)) = DialogId::for_incoming_request(req) else {
+            return;
+        };
+        let Some(&handle) = self.dialogs.get(&id) else {
+            return;
+        };
+        let Ok(cseq) = req.headers.cseq() else { return };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let Some(pending) = call.pending_ack.as_ref().filter(|p| p.cseq == cseq.seq) else {
+            return;
+        };
+        let initial = pending.initial;
+        call.pending_ack = None;
+        if !initial {
+            return;
+        }
+        call.state = CallState::Confirmed;
+        let hangup = call.hangup_after_ack;
+        self.events.push_back(Event::CallConfirmed { call: handle });
+        if hangup {
+            self.send_bye(now, handle, true);
+        }
+    }
+
+    fn handle_in_dialog(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        req: Request,
+        key: TransactionKey,
+        id: DialogId,
+    ) {
+        let Some(&handle) = self.dialogs.get(&id) else {
+            let resp = self.response_to(&req.headers, 481, false);
+            self.respond_new_tx(now, flow, &req, Some(key), resp);
+            return;
+        };
+        let Ok(cseq) = req.headers.cseq() else { return };
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if let Err(e) = call.dialog.accept_remote_cseq(cseq.seq) {
+            tracing::debug!(call = handle.0, error = %e, "out-of-order in-dialog request");
+            let resp = self.response_to(&req.headers, 500, false);
+            self.respond_new_tx(now, flow, &req, Some(key), resp);
+            return;
+        }
+        match req.method {
+            Method::Bye => {
+                let resp = self.response_to(&req.headers, 200, false);
+                self.respond_new_tx(now, flow, &req, Some(key), resp);
+                self.end_call_at(now, handle, EndReason::RemoteBye);
+            }
+            Method::Invite => self.handle_reinvite(now, flow, req, key, handle),
+            Method::Info => {
+                let resp = self.response_to(&req.headers, 200, false);
+                self.respond_new_tx(now, flow, &req, Some(key), resp);
+                if let Some((digit, duration_ms)) = parse_dtmf_info(&req) {
+                    self.events.push_back(Event::DtmfInfo {
+                        call: handle,
+                        digit,
+                        duration_ms,
+                    });
+                }
+            }
+            Method::Options => {
+                let resp = self.options_response(&req);
+                self.respond_new_tx(now, flow, &req, Some(key), resp);
+            }
+            _ => self.reject_unsupported(now, flow, &req, key),
+        }
+    }
+
+    fn handle_reinvite(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        req: Request,
+        key: TransactionKey,
+        handle: CallHandle,
+    ) {
+        let Some(call) = self.calls.get(&handle) else {
+            return;
+        };
+        let status = match call.state {
+            CallState::Terminating => Some(481),
+            // A second INVITE before our final to the first (RFC 3261 §14.2).
+            CallState::Incoming => Some(500),
+            _ if call.reinvite.is_some() || call.pending_ack.is_some() => Some(491),
+            _ => None,
+        };
+        if let Some(status) = status {
+            let mut resp = self.response_to(&req.headers, status, false);
+            if status == 500 {
+                resp.headers.push("Retry-After", "1");
+            }
+            self.respond_new_tx(now, flow, &req, Some(key), resp);
+            return;
+        }
+        let offer = match extract_sdp(&req) {
+            Ok(o) => o,
+            Err(e) => {
+                let status = if matches!(e, BodyError::Unsupported(_)) {
+                    415
+                } else {
+                    400
+                };
+                let resp = self.response_to(&req.headers, status, false);
+                self.respond_new_tx(now, flow, &req, Some(key), resp);
+                return;
+            }
+        };
+        let trying = self.response_to(&req.headers, 100, false).to_bytes();
+        let mut tx = ServerTransaction::new_invite(flow.transport.reliable(), self.config.timers);
+        let _ = tx.send_response(now, 100, trying.clone());
+        self.send_response_bytes(flow, trying);
+        if let Some(call) = self.calls.get_mut(&handle) {
+            call.dialog.refresh_target(&req.headers);
+            call.reinvite = Some(key.clone());
+        }
+        self.server_txs.insert(
+            key,
+            ServerTx {
+                tx,
+                flow,
+                request: Some(req),
+                call: Some(handle),
+            },
+        );
+        self.events.push_back(Event::ReInvite {
+            call: handle,
+            offer,
+        });
+    }
+
+    // ----- responses to our requests ------------------------------------------
+
+    fn handle_response(&mut self, now: Instant, _flow: Flow, resp: Response) {
+        let Ok(key) = ClientKey::for_response(&resp) else {
+            self.stats.parse_errors += 1;
+            return;
+        };
+        let Some(ctx) = self.client_txs.get_mut(&key) else {
+            // Stray or late response (RFC 3261 §18.1.2): drop.
+            return;
+        };
+        let action = ctx.tx.on_response(now, &resp);
+        let flow = ctx.flow;
+        let ack = ctx.tx.ack().map(<[u8]>::to_vec);
+        let call = ctx.call;
+        let finished = ctx.tx.state() == ClientState::Terminated;
+        match action {
+            ClientResponseAction::Deliver | ClientResponseAction::DeliverAndAck => {
+                if let (ClientResponseAction::DeliverAndAck, Some(ack)) = (action, ack) {
+                    self.send_request_bytes(flow, ack);
+                }
+                if resp.status >= 200 {
+                    if let Some(ctx) = self.client_txs.get_mut(&key) {
+                        ctx.call = None;
+                    }
+                    if let Some(handle) = call {
+                        // Any final response ends the call: 481/408 mean it is gone anyway.
+                        self.end_call_at(now, handle, EndReason::LocalHangup);
+                    }
+                }
+            }
+            ClientResponseAction::ResendAck => {
+                if let Some(ack) = ack {
+                    self.stats.retransmissions += 1;
+                    self.send_request_bytes(flow, ack);
+                }
+            }
+            ClientResponseAction::Absorb => {}
+        }
+        if finished {
+            self.client_txs.remove(&key);
+        }
+    }
+
+    // ----- timers -------------------------------------------------------------
+
+    fn server_timers(&mut self, now: Instant) {
+        let due: Vec<TransactionKey> = self
+            .server_txs
+            .iter()
+            .filter(|(_, s)| s.tx.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            let mut remove = false;
+            while let Some(ev) = self
+                .server_txs
+                .get_mut(&key)
+                .and_then(|s| s.tx.handle_timeout(now))
+            {
+                match ev {
+                    ServerTimerEvent::Retransmit => {
+                        let retransmit = self
+                            .server_txs
+                            .get(&key)
+                            .and_then(|s| s.tx.last_response().map(|b| (s.flow, b.to_vec())));
+                        if let Some((flow, bytes)) = retransmit {
+                            self.stats.retransmissions += 1;
+                            self.send_response_bytes(flow, bytes);
+                        }
+                    }
+                    ServerTimerEvent::AckTimeout | ServerTimerEvent::Terminated => remove = true,
+                }
+            }
+            if remove {
+                self.server_txs.remove(&key);
+            }
+        }
+    }
+
+    fn client_timers(&mut self, now: Instant) {
+        let due: Vec<ClientKey> = self
+            .client_txs
+            .iter()
+            .filter(|(_, c)| c.tx.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            let mut remove = false;
+            while let Some(ev) = self
+                .client_txs
+                .get_mut(&key)
+                .and_then(|c| c.tx.handle_timeout(now))
+            {
+                match ev {
+                    ClientTimerEvent::Retransmit => {
+                        if let Some(c) = self.client_txs.get(&key) {
+                            let (flow, bytes) = (c.flow, c.tx.request_bytes().to_vec());
+                            self.stats.retransmissions += 1;
+                            self.send_request_bytes(flow, bytes);
+                        }
+                    }
+                    ClientTimerEvent::Timeout => {
+                        let call = self.client_txs.get_mut(&key).and_then(|c| c.call.take());
+                        if let Some(handle) = call {
+                            self.end_call_at(now, handle, EndReason::TransactionTimeout);
+                        }
+                        remove = true;
+                    }
+                    ClientTimerEvent::Terminated => remove = true,
+                }
+            }
+            if remove {
+                self.client_txs.remove(&key);
+            }
+        }
+    }
+
+    fn call_timers(&mut self, now: Instant) {
+        let due: Vec<CallHandle> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                c.pending_ack
+                    .as_ref()
+                    .and_then(|p| p.timer.poll_timeout())
+                    .is_some_and(|t| t <= now)
+            })
+            .map(|(h, _)| *h)
+            .collect();
+        for handle in due {
+            while let Some(call) = self.calls.get_mut(&handle) {
+                let Some(pending) = call.pending_ack.as_mut() else {
+                    break;
+                };
+                match pending.timer.handle_timeout(now) {
+                    None => break,
+                    Some(TwoXxEvent::Retransmit) => {
+                        let (flow, bytes) = (pending.flow, pending.bytes.clone());
+                        self.stats.retransmissions += 1;
+                        self.send_response_bytes(flow, bytes);
+                    }
+                    Some(TwoXxEvent::GiveUp) => {
+                        // RFC 3261 §13.3.1.4: confirm the dialog, then end the session with BYE.
+                        call.pending_ack = None;
+                        self.send_bye(now, handle, false);
+                        self.end_call_at(now, handle, EndReason::AckTimeout);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    // ----- helpers --------------------------------------------------------------
+
+    fn new_tag(&mut self) -> String {
+        hex_u64(self.rng.next_u64())
+    }
+
+    fn new_branch(&mut self) -> String {
+        format!("{MAGIC_COOKIE}{}", hex_u64(self.rng.next_u64()))
+    }
+
+    fn local_host(&self) -> Host {
+        let h = &self.config.contact_host;
+        let bracketed = if h.contains(':') && !h.starts_with('[') {
+            format!("[{h}]")
+        } else {
+            h.clone()
+        };
+        Host::parse(&bracketed).unwrap_or_else(|_| Host::Domain(h.clone()))
+    }
+
+    fn local_port(&self, transport: Transport) -> u16 {
+        match transport {
+            Transport::Udp => self.config.udp_port,
+            Transport::Tcp => self.config.tcp_port,
+        }
+    }
+
+    fn contact(&self, transport: Transport) -> String {
+        let host = self.local_host();
+        let port = self.local_port(transport);
+        match transport {
+            Transport::Udp => format!("<sip:{host}:{port}>"),
+            Transport::Tcp => format!("<sip:{host}:{port};transport=tcp>"),
+        }
+    }
+
+    /// Response skeleton with Server header; `tag` adds a fresh To tag when missing.
+    fn response_to(&mut self, h: &Headers, status: u16, tag: bool) -> Response {
+        let to_tag = tag.then(|| self.new_tag());
+        let mut resp = Response::from_request_headers(h, status, to_tag.as_deref());
+        resp.headers.push("Server", self.config.user_agent.clone());
+        resp
+    }
+
+    fn response_to_tagged(&self, h: &Headers, status: u16, tag: &str) -> Response {
+        let mut resp = Response::from_request_headers(h, status, Some(tag));
+        resp.headers.push("Server", self.config.user_agent.clone());
+        resp
+    }
+
+    fn options_response(&mut self, req: &Request) -> Response {
+        let mut resp = self.response_to(&req.headers, 200, true);
+        resp.headers.push("Allow", ALLOW);
+        resp.headers.push("Accept", ACCEPT);
+        resp.headers.push("Supported", "");
+        resp
+    }
+
+    /// Sends a response and, when the request is identifiable, keeps a server
+    /// transaction so retransmissions of the request are answered identically.
+    fn respond_new_tx(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        req: &Request,
+        key: Option<TransactionKey>,
+        resp: Response,
+    ) {
+        let bytes = resp.to_bytes();
+        self.send_response_bytes(flow, bytes.clone());
+        let Some(key) = key else { return };
+        let reliable = flow.transport.reliable();
+        let mut tx = if req.method == Method::Invite {
+            ServerTransaction::new_invite(reliable, self.config.timers)
+        } else {
+            ServerTransaction::new_non_invite(reliable, self.config.timers)
+        };
+        if tx.send_response(now, resp.status, bytes).is_ok()
+            && tx.state() != ServerState::Terminated
+        {
+            self.server_txs.insert(
+                key,
+                ServerTx {
+                    tx,
+                    flow,
+                    request: None,
+                    call: None,
+                },
+            );
+        }
+    }
+
+    /// Sends a response inside an existing INVITE server transaction (our tag, Contact).
+    fn respond_in_invite_tx(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        status: u16,
+        body: Option<Vec<u8>>,
+    ) -> Result<(), CallError> {
+        let stx = self.server_txs.get(key).ok_or(CallError::WrongState)?;
+        if !stx.tx.awaiting_final() {
+            return Err(CallError::WrongState);
+        }
+        let req = stx.request.as_ref().ok_or(CallError::WrongState)?;
+        let flow = stx.flow;
+        let tag = stx
+            .call
+            .and_then(|h| self.calls.get(&h))
+            .map(|c| c.dialog.id.local_tag.clone())
+            .ok_or(CallError::WrongState)?;
+        let mut resp = self.response_to_tagged(&req.headers, status, &tag);
+        if status < 300 {
+            resp.headers.push("Contact", self.contact(flow.transport));
+            copy_record_route(req, &mut resp);
+        }
+        if let Some(body) = body.filter(|b| !b.is_empty()) {
+            resp.headers.push("Content-Type", "application/sdp");
+            resp.body = body;
+        }
+        let bytes = resp.to_bytes();
+        let stx = self.server_txs.get_mut(key).ok_or(CallError::WrongState)?;
+        stx.tx
+            .send_response(now, status, bytes.clone())
+            .map_err(|_| CallError::WrongState)?;
+        let terminated = stx.tx.state() == ServerState::Terminated;
+        self.send_response_bytes(flow, bytes);
+        if terminated {
+            self.server_txs.remove(key);
+        }
+        Ok(())
+    }
+
+    fn send_2xx(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        key: &TransactionKey,
+        seq: u32,
+        sdp: Vec<u8>,
+        initial: bool,
+    ) -> Result<(), CallError> {
+        let stx = self.server_txs.get(key).ok_or(CallError::WrongState)?;
+        let req = stx.request.as_ref().ok_or(CallError::WrongState)?;
+        let c = self.calls.get(&call).ok_or(CallError::UnknownCall)?;
+        let flow = stx.flow;
+        let mut resp = self.response_to_tagged(&req.headers, 200, &c.dialog.id.local_tag);
+        resp.headers.push("Contact", self.contact(flow.transport));
+        copy_record_route(req, &mut resp);
+        resp.headers.push("Allow", ALLOW);
+        resp.headers.push("Supported", "");
+        if !sdp.is_empty() {
+            resp.headers.push("Content-Type", "application/sdp");
+            resp.body = sdp;
+        }
+        let bytes = resp.to_bytes();
+        let stx = self.server_txs.get_mut(key).ok_or(CallError::WrongState)?;
+        stx.tx
+            .send_response(now, 200, bytes.clone())
+            .map_err(|_| CallError::WrongState)?;
+        self.server_txs.remove(key);
+        self.send_response_bytes(flow, bytes.clone());
+        let timers = self.config.timers;
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.pending_ack = Some(PendingAck {
+                timer: TwoXxRetransmit::new(now, flow.transport.reliable(), timers),
+                flow,
+                bytes,
+                cseq: seq,
+                initial,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends BYE in the call's dialog. With `report`, the call ends (and the
+    /// event fires) when the BYE completes; otherwise the caller ends it.
+    fn send_bye(&mut self, now: Instant, handle: CallHandle, report: bool) {
+        let branch = self.new_branch();
+        let host = self.local_host();
+        let ua = self.config.user_agent.clone();
+        let Some(transport) = self.calls.get(&handle).map(|c| c.flow.transport) else {
+            return;
+        };
+        let port = self.local_port(transport);
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let mut via = Via::new(transport.via_transport(), host, Some(port), &branch);
+        via.set_param("rport", None);
+        let mut req = call.dialog.create_request(Method::Bye, &via);
+        call.state = CallState::Terminating;
+        let flow = next_hop(call);
+        req.headers.push("User-Agent", ua);
+        let contact = self.contact(transport);
+        req.headers.push("Contact", contact);
+        let Ok(tx) = ClientTransaction::new(now, req, transport.reliable(), self.config.timers)
+        else {
+            return;
+        };
+        self.send_request_bytes(flow, tx.request_bytes().to_vec());
+        self.client_txs.insert(
+            tx.key().clone(),
+            ClientTx {
+                tx,
+                flow,
+                call: report.then_some(handle),
+            },
+        );
+    }
+
+    /// Ends a call, first answering any of its INVITEs still waiting for a final
+    /// response with 487 (RFC 3261 §15.1.2), so no transaction is left dangling.
+    fn end_call_at(&mut self, now: Instant, handle: CallHandle, reason: EndReason) {
+        let pending: Vec<TransactionKey> = self
+            .server_txs
+            .iter()
+            .filter(|(_, s)| s.call == Some(handle) && s.tx.awaiting_final())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in pending {
+            let _ = self.respond_in_invite_tx(now, &key, 487, None);
+        }
+        self.end_call(handle, reason);
+    }
+
+    fn end_call(&mut self, handle: CallHandle, reason: EndReason) {
+        let Some(call) = self.calls.remove(&handle) else {
+            return;
+        };
+        self.dialogs.remove(&call.dialog.id);
+        self.early.remove(&call.early_key);
+        for stx in self.server_txs.values_mut() {
+            if stx.call == Some(handle) {
+                stx.call = None;
+            }
+        }
+        self.events.push_back(Event::CallEnded {
+            call: handle,
+            reason,
+        });
+    }
+
+    fn send_response_bytes(&mut self, flow: Flow, payload: Vec<u8>) {
+        self.stats.responses_sent += 1;
+        self.push_transmit(flow, payload);
+    }
+
+    fn send_request_bytes(&mut self, flow: Flow, payload: Vec<u8>) {
+        self.stats.requests_sent += 1;
+        self.push_transmit(flow, payload);
+    }
+
+    fn push_transmit(&mut self, flow: Flow, payload: Vec<u8>) {
+        self.transmits.push_back(Transmit {
+            transport: flow.transport,
+            local: flow.local,
+            remote: flow.remote,
+            payload,
+        });
+    }
+
+    /// 400 (or 505) for a message that failed to parse, if enough can be salvaged
+    /// to address a response; otherwise the message is dropped.
+    fn reply_to_garbage(&mut self, flow: Flow, data: &[u8], err: &ParseError) {
+        let Some((method, mut headers)) = salvage_request_headers(data) else {
+            return;
+        };
+        if method == "ACK" {
+            return;
+        }
+        if !headers.contains("Via") {
+            return;
+        }
+        if let Ok(mut via) = headers.top_via() {
+            stamp(&mut via, flow.remote);
+            if let Some(first) = headers.first_mut("Via") {
+                *first = via.to_string();
+            }
+        }
+        let status = match err {
+            ParseError::UnsupportedVersion(_) => 505,
+            _ => 400,
+        };
+        let mut resp = self.response_to(&headers, status, true);
+        if status == 400 {
+            resp.reason = format!("Bad Request ({err})");
+        }
+        self.send_response_bytes(flow, resp.to_bytes());
+    }
+}
+
+/// Dialog-creating responses echo Record-Route in order (RFC 3261 §12.1.1), so
+/// the peer builds the same route set we did.
+fn copy_record_route(req: &Request, resp: &mut Response) {
+    for rr in req.headers.get_all("Record-Route") {
+        resp.headers.push("Record-Route", rr);
+    }
+}
+
+/// RFC 3261 §18.2.1 / RFC 3581: record where the request really came from.
+fn stamp(via: &mut Via, source: SocketAddr) {
+    let ip = source.ip();
+    let rport_requested = via.rport().is_some();
+    if via.host.ip() != Some(ip) || rport_requested {
+        via.set_param("received", Some(ip.to_string()));
+    }
+    if rport_requested {
+        via.set_param("rport", Some(source.port().to_string()));
+    }
+}
+
+fn stamp_via(req: &mut Request, top: &Via, source: SocketAddr) {
+    let mut via = top.clone();
+    stamp(&mut via, source);
+    if via != *top {
+        if let Some(first) = req.headers.first_mut("Via") {
+            *first = via.to_string();
+        }
+    }
+}
+
+/// Destination of in-dialog requests: the first route or the remote target when
+/// it is an IP literal of the call's address family (sans-IO cannot resolve
+/// names), otherwise back along the flow the call arrived on. TCP always reuses
+/// the call's connection.
+fn next_hop(call: &Call) -> Flow {
+    let flow = call.flow;
+    if flow.transport == Transport::Tcp {
+        return flow;
+    }
+    let target = call
+        .dialog
+        .route_set
+        .first()
+        .map(|r| &r.uri)
+        .unwrap_or(&call.dialog.remote_target);
+    let addr = match target {
+        Uri::Sip(u) => u
+            .host
+            .ip()
+            .filter(|ip| ip.is_ipv4() == flow.local.is_ipv4() && !ip.is_unspecified())
+            .map(|ip| SocketAddr::new(ip, u.port.unwrap_or(5060))),
+        Uri::Other { .. } => None,
+    };
+    Flow {
+        remote: addr.unwrap_or(flow.remote),
+        ..flow
+    }
+}

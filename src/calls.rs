@@ -1,0 +1,651 @@
+//! The call controller: turns SIP endpoint events into media sessions and call records, and media-side
+//! requests (hang up, digits, timeline) back into SIP and storage.
+//!
+//! It runs on the signalling task and owns the sans-IO [`Endpoint`]; it never blocks: storage and media
+//! each have their own threads behind queues.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use voxgate_config::Config;
+use voxgate_dialog::MenuConfig;
+use voxgate_media::codec::CodecKind;
+use voxgate_media::session::SessionConfig;
+use voxgate_qa::{CallRecord, TimelineEvent};
+use voxgate_sip::endpoint::{CallHandle, EndReason, Endpoint, Event, IncomingCall, Transport};
+use voxgate_sip::sdp::{self, LocalMedia, Negotiated, SessionDescription};
+
+use crate::media_engine::{MediaCommand, MediaEvent, MediaPool, NewCall};
+use crate::metrics::Metrics;
+use crate::ports::{PortPair, PortPool};
+use crate::store_thread::StoreHandle;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// 180 sent; 200 OK goes out at `answer_at` (a ring before answering, as callers expect).
+    Ringing { answer_at: Instant },
+    /// 200 OK sent, waiting for ACK.
+    Answered,
+    /// ACK received; media runs.
+    Confirmed,
+    /// Signalling is over; waiting for the media thread to hand back stats and ports.
+    Ending,
+}
+
+struct Call {
+    handle: CallHandle,
+    record: CallRecord,
+    arrived: Instant,
+    phase: Phase,
+    /// Ports stay here until media starts, then belong to the media thread until it reports `Removed`.
+    ports: Option<PortPair>,
+    port: u16,
+    local_ip: IpAddr,
+    negotiated: Negotiated,
+    sdp_session: u64,
+    sdp_version: u64,
+    media_running: bool,
+    hangup_cause: Option<&'static str>,
+    span: tracing::Span,
+}
+
+/// Everything the controller needs from the config, resolved once.
+pub struct ControllerConfig {
+    pub public_address: Option<IpAddr>,
+    pub codecs: Vec<voxgate_config::CodecName>,
+    pub ptime_ms: u32,
+    pub recording_dir: Option<PathBuf>,
+    pub menu: MenuConfig,
+    pub no_packet_timeout: Option<Duration>,
+    pub max_duration: Duration,
+    pub inband_dtmf: bool,
+    pub answer_delay: Duration,
+}
+
+impl ControllerConfig {
+    pub fn from_config(cfg: &Config) -> Self {
+        let public_address = cfg
+            .sip
+            .public_address
+            .as_deref()
+            .and_then(|a| a.parse().ok());
+        Self {
+            public_address,
+            codecs: cfg.media.codecs.clone(),
+            ptime_ms: cfg.media.ptime_ms,
+            recording_dir: cfg.recording.enabled.then(|| cfg.recording.dir.clone()),
+            menu: MenuConfig {
+                input_timeout: cfg.call.menu_timeout(),
+                ..MenuConfig::default()
+            },
+            no_packet_timeout: cfg.media.no_packet_timeout(),
+            max_duration: cfg.call.max_duration(),
+            inband_dtmf: cfg.media.inband_dtmf,
+            answer_delay: cfg.call.answer_delay(),
+        }
+    }
+}
+
+pub struct Controller {
+    pub endpoint: Endpoint,
+    cfg: ControllerConfig,
+    calls: HashMap<CallHandle, Call>,
+    ports: PortPool,
+    media: MediaPool,
+    store: StoreHandle,
+    metrics: Arc<Metrics>,
+    rng: SplitMix,
+}
+
+impl Controller {
+    pub fn new(
+        endpoint: Endpoint,
+        cfg: ControllerConfig,
+        ports: PortPool,
+        media: MediaPool,
+        store: StoreHandle,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let seed = random_seed();
+        Self {
+            endpoint,
+            cfg,
+            calls: HashMap::new(),
+            ports,
+            media,
+            store,
+            metrics,
+            rng: SplitMix(seed),
+        }
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Handles every event the endpoint has queued; call after each input or timeout.
+    pub fn drain_sip_events(&mut self, now: Instant) {
+        while let Some(ev) = self.endpoint.poll_event() {
+            match ev {
+                Event::IncomingCall(inc) => self.on_incoming(now, inc),
+                Event::CallConfirmed { call } => self.on_confirmed(now, call),
+                Event::ReInvite { call, offer } => self.on_reinvite(now, call, offer),
+                Event::DtmfInfo {
+                    call,
+                    digit,
+                    duration_ms,
+                } => {
+                    let key = call.0;
+                    if !self.media.send(
+                        key,
+                        MediaCommand::InfoDigit {
+                            key,
+                            digit,
+                            duration_ms,
+                        },
+                    ) {
+                        tracing::debug!(key, "SIP INFO digit for a call without media");
+                    }
+                }
+                Event::CallEnded { call, reason } => self.on_ended(now, call, reason),
+            }
+        }
+    }
+
+    fn on_incoming(&mut self, now: Instant, inc: IncomingCall) {
+        let span = tracing::info_span!("call", call_id = %inc.call_id);
+        let _guard = span.enter();
+        Metrics::inc(&self.metrics.calls_total);
+        tracing::info!(from = %inc.from, to = %inc.to, remote = %inc.remote, "incoming call");
+        let mut record = CallRecord {
+            call_id: inc.call_id.clone(),
+            from_uri: inc.from.clone(),
+            to_uri: inc.to.clone(),
+            remote_addr: inc.remote.to_string(),
+            transport: match inc.transport {
+                Transport::Udp => "udp".into(),
+                Transport::Tcp => "tcp".into(),
+            },
+            started_at_ms: wall_ms(),
+            media_stats: serde_json::json!({}),
+            ..Default::default()
+        };
+
+        let reject = |this: &mut Self, record: &mut CallRecord, status: u16, why: &str| {
+            tracing::warn!(status, why, "rejecting call");
+            Metrics::inc(&this.metrics.calls_rejected_total);
+            let _ = this.endpoint.reject(now, inc.call, status);
+            record.ended_at_ms = Some(wall_ms());
+            record.end_reason = Some(format!("rejected_{status}"));
+            record.timeline.push(TimelineEvent {
+                at_ms: 0,
+                kind: "rejected".into(),
+                detail: format!("{status} {why}"),
+            });
+            this.store.insert_finished(record.clone());
+        };
+
+        let Some(offer) = inc.offer.as_ref() else {
+            // Late offer (INVITE without SDP) needs an offer in the 200 and the answer in the ACK.
+            reject(
+                self,
+                &mut record,
+                488,
+                "INVITE without SDP offer is not supported",
+            );
+            return;
+        };
+        let local_ip = self.local_ip_for(inc.remote);
+        let ports = match self.ports.allocate() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "no RTP ports");
+                reject(self, &mut record, 503, "no RTP ports left");
+                return;
+            }
+        };
+        let sdp_session = self.rng.next() >> 2;
+        let sdp_version = 1;
+        let local = self.local_media(local_ip, ports.port, sdp_session, sdp_version);
+        let negotiated = match sdp::negotiate(offer, &local) {
+            Ok(n) => n,
+            Err(e) => {
+                self.ports.release(ports.port);
+                reject(self, &mut record, 488, &e.to_string());
+                return;
+            }
+        };
+        record.codec = negotiated.codec.name.encoding_name().to_string();
+        if let Err(e) = self.endpoint.send_provisional(now, inc.call, 180, None) {
+            tracing::debug!(error = %e, "cannot send 180");
+        }
+        if let Some(dir) = &self.cfg.recording_dir {
+            record.recording_path = Some(
+                dir.join(format!(
+                    "{}-{}.wav",
+                    record.started_at_ms,
+                    sanitize(&inc.call_id)
+                ))
+                .to_string_lossy()
+                .into_owned(),
+            );
+        }
+        record.timeline.push(TimelineEvent {
+            at_ms: 0,
+            kind: "arrived".into(),
+            detail: format!("from {}", inc.remote),
+        });
+        self.store.insert(inc.call.0, record.clone());
+        drop(_guard);
+        let port = ports.port;
+        self.calls.insert(
+            inc.call,
+            Call {
+                handle: inc.call,
+                record,
+                arrived: now,
+                phase: Phase::Ringing {
+                    answer_at: now + self.cfg.answer_delay,
+                },
+                ports: Some(ports),
+                port,
+                local_ip,
+                negotiated,
+                sdp_session,
+                sdp_version,
+                media_running: false,
+                hangup_cause: None,
+                span,
+            },
+        );
+        if self.cfg.answer_delay.is_zero() {
+            self.answer(now, inc.call);
+        }
+    }
+
+    /// Earliest moment the controller or the endpoint needs [`Controller::handle_timeout`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ring = self
+            .calls
+            .values()
+            .filter_map(|c| match c.phase {
+                Phase::Ringing { answer_at } => Some(answer_at),
+                _ => None,
+            })
+            .min();
+        match (ring, self.endpoint.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.endpoint.handle_timeout(now);
+        let due: Vec<CallHandle> = self
+            .calls
+            .values()
+            .filter(|c| matches!(c.phase, Phase::Ringing { answer_at } if answer_at <= now))
+            .map(|c| c.handle)
+            .collect();
+        for h in due {
+            self.answer(now, h);
+        }
+    }
+
+    fn answer(&mut self, now: Instant, handle: CallHandle) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let _g = call.span.enter();
+        let answer = sdp_text(&call.negotiated.answer);
+        if let Err(e) = self.endpoint.answer(now, handle, answer) {
+            tracing::warn!(error = %e, "cannot answer");
+            return;
+        }
+        call.phase = Phase::Answered;
+        Metrics::inc(&self.metrics.calls_answered_total);
+        Metrics::inc(&self.metrics.calls_active);
+        call.record.answered_at_ms = Some(wall_ms());
+        call.record.timeline.push(TimelineEvent {
+            at_ms: ms_since(call.arrived, now),
+            kind: "answered".into(),
+            detail: format!("{} rtp {}:{}", call.record.codec, call.local_ip, call.port),
+        });
+    }
+
+    fn on_confirmed(&mut self, now: Instant, handle: CallHandle) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if call.phase != Phase::Answered {
+            return;
+        }
+        call.phase = Phase::Confirmed;
+        call.record.timeline.push(TimelineEvent {
+            at_ms: ms_since(call.arrived, now),
+            kind: "confirmed".into(),
+            detail: String::new(),
+        });
+        let Some(ports) = call.ports.take() else {
+            return;
+        };
+        let session = session_config(&call.negotiated, &mut self.rng, &call.record.call_id);
+        let new = NewCall {
+            key: handle.0,
+            call_id: call.record.call_id.clone(),
+            ports,
+            session,
+            recording: call.record.recording_path.as_ref().map(PathBuf::from),
+            menu: self.cfg.menu.clone(),
+            no_packet_timeout: self.cfg.no_packet_timeout,
+            max_duration: self.cfg.max_duration,
+            inband_dtmf: self.cfg.inband_dtmf,
+        };
+        call.media_running = true;
+        self.media.add(new);
+    }
+
+    fn on_reinvite(&mut self, now: Instant, handle: CallHandle, offer: Option<SessionDescription>) {
+        let local_media = match self.calls.get_mut(&handle) {
+            Some(call) => {
+                call.sdp_version += 1;
+                Some((call.local_ip, call.port, call.sdp_session, call.sdp_version))
+            }
+            None => None,
+        };
+        let (Some((ip, port, session_id, version)), Some(offer)) = (local_media, offer) else {
+            let _ = self.endpoint.answer_reinvite(now, handle, Err(488));
+            return;
+        };
+        let negotiated =
+            match sdp::negotiate(&offer, &self.local_media(ip, port, session_id, version)) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::info!(error = %e, "re-INVITE not acceptable");
+                    let _ = self.endpoint.answer_reinvite(now, handle, Err(488));
+                    return;
+                }
+            };
+        let answer = sdp_text(&negotiated.answer);
+        if self
+            .endpoint
+            .answer_reinvite(now, handle, Ok(answer))
+            .is_err()
+        {
+            return;
+        }
+        let session = {
+            let Some(call) = self.calls.get_mut(&handle) else {
+                return;
+            };
+            let held = !negotiated.direction.can_send();
+            call.record.timeline.push(TimelineEvent {
+                at_ms: ms_since(call.arrived, now),
+                kind: "reinvite".into(),
+                detail: format!(
+                    "{} {}",
+                    negotiated.codec.name.encoding_name(),
+                    if held { "hold" } else { "active" }
+                ),
+            });
+            call.record.codec = negotiated.codec.name.encoding_name().to_string();
+            let session = session_config(&negotiated, &mut self.rng, &call.record.call_id);
+            call.negotiated = negotiated;
+            session
+        };
+        self.media.send(
+            handle.0,
+            MediaCommand::Update {
+                key: handle.0,
+                session: Box::new(session),
+            },
+        );
+    }
+
+    fn on_ended(&mut self, now: Instant, handle: CallHandle, reason: EndReason) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let _g = call.span.enter();
+        let reason_str = match reason {
+            EndReason::RemoteBye => "remote_bye".to_string(),
+            EndReason::Cancelled => "cancelled".to_string(),
+            EndReason::LocalHangup => call.hangup_cause.unwrap_or("local_hangup").to_string(),
+            EndReason::AckTimeout => "ack_timeout".to_string(),
+            EndReason::TransactionTimeout => "transaction_timeout".to_string(),
+            EndReason::Rejected(code) => format!("rejected_{code}"),
+        };
+        tracing::info!(reason = %reason_str, "call ended");
+        call.record.end_reason = Some(reason_str.clone());
+        call.record.ended_at_ms = Some(wall_ms());
+        call.record.timeline.push(TimelineEvent {
+            at_ms: ms_since(call.arrived, now),
+            kind: "ended".into(),
+            detail: reason_str,
+        });
+        call.phase = Phase::Ending;
+        drop(_g);
+        if call.media_running {
+            self.media
+                .send(handle.0, MediaCommand::Remove { key: handle.0 });
+        } else {
+            self.finish(handle);
+        }
+    }
+
+    pub fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {
+        match ev {
+            MediaEvent::Timeline {
+                key,
+                at,
+                kind,
+                detail,
+            } => {
+                if let Some(call) = self.calls.get_mut(&CallHandle(key)) {
+                    call.record.timeline.push(TimelineEvent {
+                        at_ms: ms_since(call.arrived, at),
+                        kind: kind.into(),
+                        detail,
+                    });
+                }
+            }
+            MediaEvent::Digit { key, shown } => {
+                if let Some(call) = self.calls.get_mut(&CallHandle(key)) {
+                    call.record.digits.push(shown);
+                }
+            }
+            MediaEvent::Hangup { key, cause } => {
+                let handle = CallHandle(key);
+                if let Some(call) = self.calls.get_mut(&handle) {
+                    if call.phase != Phase::Ending && call.hangup_cause.is_none() {
+                        call.hangup_cause = Some(cause);
+                        let _g = call.span.enter();
+                        tracing::info!(cause, "voxgate hangs up");
+                        drop(_g);
+                        if let Err(e) = self.endpoint.hangup(now, handle) {
+                            tracing::warn!(error = %e, "hangup failed");
+                        }
+                    }
+                }
+            }
+            MediaEvent::Removed { key, port, stats } => {
+                self.media.forget(key);
+                self.ports.release(port);
+                let handle = CallHandle(key);
+                if let Some(call) = self.calls.get_mut(&handle) {
+                    call.media_running = false;
+                    call.record.media_stats = stats;
+                    if call.phase == Phase::Ending {
+                        self.finish(handle);
+                    } else if let Err(e) = self.endpoint.hangup(now, handle) {
+                        // Media stopped on its own (error); the call cannot go on without it.
+                        tracing::warn!(error = %e, "hangup after media stop failed");
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, handle: CallHandle) {
+        let Some(mut call) = self.calls.remove(&handle) else {
+            return;
+        };
+        if let Some(p) = call.ports.take() {
+            self.ports.release(p.port);
+        }
+        if call.record.answered_at_ms.is_some() {
+            Metrics::dec(&self.metrics.calls_active);
+        }
+        call.record.timeline.sort_by_key(|e| e.at_ms);
+        self.store.save(handle.0, call.record);
+    }
+
+    /// Ends every call (shutdown); returns how many were hung up.
+    pub fn hangup_all(&mut self, now: Instant) -> usize {
+        let handles: Vec<CallHandle> = self.calls.keys().copied().collect();
+        for h in &handles {
+            if let Some(call) = self.calls.get_mut(h) {
+                call.hangup_cause.get_or_insert("shutdown");
+            }
+            let _ = self.endpoint.hangup(now, *h);
+        }
+        handles.len()
+    }
+
+    pub fn shutdown_media(self) {
+        self.media.shutdown();
+    }
+
+    fn local_media(&self, ip: IpAddr, port: u16, session_id: u64, version: u64) -> LocalMedia {
+        let mut m = LocalMedia::new(ip, port, session_id);
+        m.codecs = self
+            .cfg
+            .codecs
+            .iter()
+            .map(|c| match c {
+                voxgate_config::CodecName::Pcmu => sdp::Codec::Pcmu,
+                voxgate_config::CodecName::Pcma => sdp::Codec::Pcma,
+                voxgate_config::CodecName::Opus => sdp::Codec::Opus,
+            })
+            .collect();
+        m.ptime_ms = self.cfg.ptime_ms;
+        m.session_version = version;
+        m
+    }
+
+    /// The address callers must send RTP to: the configured public address, else the local address the OS
+    /// would use to reach this caller (a connect() on a UDP socket only consults the routing table).
+    fn local_ip_for(&self, remote: SocketAddr) -> IpAddr {
+        if let Some(ip) = self.cfg.public_address {
+            return ip;
+        }
+        let bind: SocketAddr = if remote.is_ipv6() {
+            "[::]:0".parse().unwrap_or(remote)
+        } else {
+            "0.0.0.0:0".parse().unwrap_or(remote)
+        };
+        UdpSocket::bind(bind)
+            .and_then(|s| {
+                s.connect(remote)?;
+                s.local_addr()
+            })
+            .map(|a| a.ip())
+            .unwrap_or(remote.ip())
+    }
+}
+
+fn session_config(n: &Negotiated, rng: &mut SplitMix, call_id: &str) -> SessionConfig {
+    SessionConfig {
+        codec: match n.codec.name {
+            sdp::Codec::Pcmu => CodecKind::Pcmu,
+            sdp::Codec::Pcma => CodecKind::Pcma,
+            sdp::Codec::Opus => CodecKind::Opus,
+        },
+        payload_type: n.codec.payload_type,
+        telephone_event_pt: n.telephone_event_pt,
+        remote_rtp: n.remote_rtp,
+        remote_rtcp: n.remote_rtcp,
+        ptime_ms: n.ptime_ms,
+        direction: direction(n.direction),
+        ssrc: rng.next() as u32,
+        initial_seq: rng.next() as u16,
+        initial_ts: rng.next() as u32,
+        cname: format!("voxgate-{}", sanitize(call_id)),
+        symmetric_latching: true,
+    }
+}
+
+fn sdp_text(sdp: &SessionDescription) -> String {
+    String::from_utf8_lossy(&sdp.to_bytes()).into_owned()
+}
+
+/// What we may do on the wire, from the SDP answer's point of view.
+fn direction(d: sdp::Direction) -> voxgate_media::session::Direction {
+    use voxgate_media::session::Direction as M;
+    match d {
+        sdp::Direction::SendRecv => M::SendRecv,
+        sdp::Direction::SendOnly => M::SendOnly,
+        sdp::Direction::RecvOnly => M::RecvOnly,
+        sdp::Direction::Inactive => M::Inactive,
+    }
+}
+
+/// A per-process seed for identifiers that must differ between runs.
+pub fn random_seed() -> u64 {
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+fn ms_since(start: Instant, at: Instant) -> u64 {
+    at.saturating_duration_since(start).as_millis() as u64
+}
+
+pub fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Call-IDs come from the network: keep file names to a safe alphabet and length.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect()
+}
+
+/// SSRCs and sequence numbers must be unpredictable per call (RFC 3550 §5.1); not cryptographic.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize;
+
+    #[test]
+    fn call_ids_become_safe_file_names() {
+        assert_eq!(sanitize("a/../b@10.0.0.1"), "a_.._b_10.0.0.1");
+        assert_eq!(sanitize(&"x".repeat(200)).len(), 64);
+    }
+}

@@ -1,0 +1,329 @@
+//! `voxgate`: the appliance binary. Wires the sans-IO crates to sockets, threads and storage.
+
+mod calls;
+mod http;
+mod media_engine;
+mod metrics;
+mod ports;
+mod recording;
+mod sip_driver;
+mod store_thread;
+
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+use voxgate_config::{Config, LogFormat};
+
+#[derive(Parser)]
+#[command(name = "voxgate", version, about = "Real-time voice hotline appliance")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance (built-in defaults when no config file is given).
+    Run {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Configuration file tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file; errors are printed as file:line:column.
+    Check { file: PathBuf },
+    /// Print the default config, commented.
+    Default,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error("{0}")]
+    Config(#[from] voxgate_config::ConfigError),
+    #[error("{0}")]
+    Store(#[from] voxgate_qa::StoreError),
+    #[error("cannot load prompts from {dir}: {source}")]
+    Prompts {
+        dir: PathBuf,
+        source: voxgate_media::player::PlayerError,
+    },
+    #[error("cannot create recording directory {dir}: {source}")]
+    RecordingDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot serve HTTP on {addr}: {source}")]
+    Http {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => match voxgate_config::load(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Config {
+            command: ConfigCommand::Default,
+        } => {
+            print!("{}", Config::default().to_toml_string());
+            ExitCode::SUCCESS
+        }
+        Command::Run { config } => {
+            let cfg = match config {
+                Some(path) => match voxgate_config::load(&path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => Config::default(),
+            };
+            init_logging(&cfg);
+            match run(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("voxgate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match cfg.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run(cfg: Config) -> Result<(), RunError> {
+    let hw = Arc::new(voxgate_hw::probe());
+    tracing::info!(
+        cores = hw.logical_cores,
+        arch = hw.arch,
+        model = hw.cpu_model.as_deref().unwrap_or("unknown"),
+        features = ?hw.features,
+        "hardware"
+    );
+    let metrics = Arc::new(metrics::Metrics::default());
+
+    let (store, store_thread) = store_thread::spawn(&cfg.storage.path, metrics.clone())?;
+    let prompt_dir = cfg.prompts.language_dir();
+    let prompts = voxgate_media::player::PromptCache::load_dir(&prompt_dir).map_err(|source| {
+        RunError::Prompts {
+            dir: prompt_dir.clone(),
+            source,
+        }
+    })?;
+    tracing::info!(dir = %prompt_dir.display(), prompts = prompts.len(), "prompts loaded");
+    if cfg.recording.enabled {
+        std::fs::create_dir_all(&cfg.recording.dir).map_err(|source| RunError::RecordingDir {
+            dir: cfg.recording.dir.clone(),
+            source,
+        })?;
+    }
+    let (recordings, recording_thread) = recording::spawn_writer(metrics.clone(), 4096)?;
+
+    let (media_tx, media_rx) = tokio::sync::mpsc::unbounded_channel();
+    let shared = Arc::new(media_engine::MediaShared {
+        prompts: Arc::new(prompts),
+        events: media_tx,
+        recordings,
+        metrics: metrics.clone(),
+    });
+    let threads = if cfg.media.threads == 0 {
+        hw.logical_cores.max(1)
+    } else {
+        cfg.media.threads
+    };
+    let cores = if cfg.hw.pin_media_threads {
+        let bad = voxgate_hw::invalid_cores(&cfg.hw.media_cores, hw.logical_cores);
+        if !bad.is_empty() {
+            tracing::warn!(cores = ?bad, "hw.media_cores names cores this machine does not have; ignored");
+        }
+        voxgate_hw::media_core_plan(threads, &cfg.hw.media_cores, hw.logical_cores)
+    } else {
+        Vec::new()
+    };
+    let mut media_threads = Vec::with_capacity(threads);
+    for i in 0..threads {
+        media_threads.push(media_engine::spawn_media_thread(
+            i,
+            cores.get(i).copied(),
+            shared.clone(),
+        )?);
+    }
+    drop(shared);
+    tracing::info!(threads, pinned = !cores.is_empty(), "media threads started");
+    let media = media_engine::MediaPool::new(media_threads);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("signalling")
+        .build()?;
+
+    runtime.block_on(async move {
+        let listeners = sip_driver::Listeners::bind(&cfg.sip.udp, &cfg.sip.tcp).await?;
+        let contact_host = contact_host(&cfg);
+        let endpoint =
+            voxgate_sip::endpoint::Endpoint::new(voxgate_sip::endpoint::EndpointConfig {
+                max_calls: cfg.sip.max_calls as usize,
+                retry_after_secs: cfg.sip.retry_after_secs,
+                user_agent: cfg.sip.user_agent.clone(),
+                contact_host: contact_host.clone(),
+                udp_port: cfg.sip.udp.first().map(|a| a.port()).unwrap_or(5060),
+                tcp_port: cfg.sip.tcp.first().map(|a| a.port()).unwrap_or(5060),
+                timers: voxgate_sip::transaction::TimerConfig {
+                    t1: cfg.sip.t1(),
+                    t2: cfg.sip.t2(),
+                    t4: cfg.sip.t4(),
+                },
+                seed: calls::random_seed(),
+            });
+        tracing::info!(%contact_host, "SIP contact address");
+        let ports = ports::PortPool::new(
+            cfg.media.rtp_bind,
+            cfg.media.rtp_port_min,
+            cfg.media.rtp_port_max,
+        );
+        let controller = calls::Controller::new(
+            endpoint,
+            calls::ControllerConfig::from_config(&cfg),
+            ports,
+            media,
+            store,
+            metrics.clone(),
+        );
+
+        let active = Arc::new(AtomicUsize::new(0));
+        let state = http::AppState {
+            db_path: cfg.storage.path.clone(),
+            metrics: metrics.clone(),
+            active_calls: active.clone(),
+            hw: hw.clone(),
+            max_calls: cfg.sip.max_calls as usize,
+        };
+        let http_listener =
+            tokio::net::TcpListener::bind(cfg.http.bind)
+                .await
+                .map_err(|source| RunError::Http {
+                    addr: cfg.http.bind,
+                    source,
+                })?;
+        tracing::info!(addr = %cfg.http.bind, "HTTP API listening");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut http_stop = stop_rx.clone();
+        let http_task = tokio::spawn(async move {
+            let serve = axum::serve(http_listener, http::router(state)).with_graceful_shutdown(
+                async move {
+                    let _ = http_stop.changed().await;
+                },
+            );
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested");
+            let _ = stop_tx.send(true);
+        });
+        let controller = sip_driver::run(listeners, controller, media_rx, stop_rx, active).await;
+        controller.shutdown_media();
+        let _ = http_task.await;
+        Ok::<(), RunError>(())
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    let _ = store_thread.join();
+    let _ = recording_thread.join();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The host peers put in requests to us: the configured public address, else the listen address when it is
+/// specific, else the address of the interface holding the default route (found without sending anything).
+fn contact_host(cfg: &Config) -> String {
+    if let Some(public) = cfg.sip.public_address.as_deref() {
+        return public.to_string();
+    }
+    let listen = cfg.sip.udp.iter().chain(cfg.sip.tcp.iter()).next();
+    if let Some(addr) = listen.filter(|a| !a.ip().is_unspecified()) {
+        return host_string(addr.ip());
+    }
+    let probe = UdpSocket::bind("0.0.0.0:0").and_then(|s| {
+        s.connect("192.0.2.1:9")?;
+        s.local_addr()
+    });
+    match probe {
+        Ok(a) if !a.ip().is_unspecified() => host_string(a.ip()),
+        _ => "127.0.0.1".to_string(),
+    }
+}
+
+fn host_string(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}

@@ -1,0 +1,773 @@
+//! Media threads: each owns a set of calls and drives them all from one drift-free 20 ms clock.
+//!
+//! Per tick and call: drain the RTP/RTCP sockets (non-blocking), pull one decoded frame, detect DTMF, let the
+//! dialog engine react, play the next prompt frame, send it, and hand the stereo frame to the recorder. Nothing
+//! here blocks on disk or on other calls: the only cross-thread paths are bounded or non-blocking queues.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use tokio::sync::mpsc::UnboundedSender;
+use voxgate_dialog::{Action, Event as DialogEvent, MenuConfig, MenuIvr, Say};
+use voxgate_media::clock::MediaClock;
+use voxgate_media::dtmf::{DtmfEvent, DtmfSource, DtmfUnifier, GoertzelDetector, InbandDtmf};
+use voxgate_media::player::{PlayerTick, PromptCache, PromptPlayer, Source};
+use voxgate_media::recorder::CallRecorder;
+use voxgate_media::session::{AudioStatus, RtpSession, SessionConfig, SessionStats};
+use voxgate_media::{readout, Frame, FRAME_SAMPLES};
+
+use crate::metrics::Metrics;
+use crate::ports::PortPair;
+use crate::recording::{RecordingSink, CHUNK_FRAMES, STEREO_FRAME};
+
+const TICK: Duration = Duration::from_millis(20);
+/// Frames of caller audio the recorder holds back so DTMF found late can still be masked.
+const RECORDER_DELAY_FRAMES: usize = 10;
+/// Frames masked after an RFC 4733 / INFO digit is reported: the key press's tone, when the trunk also
+/// sends it in-band, lasts about this long; in-band detections are masked precisely instead.
+const DTMF_MASK_AFTER: u64 = 15;
+/// Frames of guard masked around an in-band tone's detected edges.
+const INBAND_GUARD: u64 = 2;
+
+/// A call handed to a media thread once it is answered.
+pub struct NewCall {
+    pub key: u64,
+    pub call_id: String,
+    pub ports: PortPair,
+    pub session: SessionConfig,
+    pub recording: Option<PathBuf>,
+    pub menu: MenuConfig,
+    pub no_packet_timeout: Option<Duration>,
+    pub max_duration: Duration,
+    pub inband_dtmf: bool,
+}
+
+pub enum MediaCommand {
+    Add(Box<NewCall>),
+    /// A re-INVITE changed the remote address, codec or direction.
+    Update {
+        key: u64,
+        session: Box<SessionConfig>,
+    },
+    /// A digit that came by SIP INFO.
+    InfoDigit {
+        key: u64,
+        digit: char,
+        duration_ms: u32,
+    },
+    /// The call is over on the signalling side: stop and release.
+    Remove {
+        key: u64,
+    },
+    Shutdown,
+}
+
+/// What media threads tell the call controller.
+#[derive(Debug)]
+pub enum MediaEvent {
+    Timeline {
+        key: u64,
+        at: Instant,
+        kind: &'static str,
+        detail: String,
+    },
+    /// A digit for the call record, as the dialog engine wants it shown (sensitive ones masked).
+    Digit { key: u64, shown: char },
+    /// The media side wants the call ended (dialog finished, no RTP, too long).
+    Hangup { key: u64, cause: &'static str },
+    /// The call left its media thread; its ports can be reused.
+    Removed {
+        key: u64,
+        port: u16,
+        stats: serde_json::Value,
+    },
+}
+
+/// Shared, read-only things every media thread uses.
+pub struct MediaShared {
+    pub prompts: Arc<PromptCache>,
+    pub events: UnboundedSender<MediaEvent>,
+    pub recordings: RecordingSink,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The handle the controller keeps per media thread.
+pub struct MediaThread {
+    pub commands: Sender<MediaCommand>,
+    pub handle: std::thread::JoinHandle<()>,
+}
+
+pub fn spawn_media_thread(
+    index: usize,
+    core: Option<usize>,
+    shared: Arc<MediaShared>,
+) -> std::io::Result<MediaThread> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let handle = std::thread::Builder::new()
+        .name(format!("media-{index}"))
+        .spawn(move || {
+            if let Some(core) = core {
+                match voxgate_hw::pin_current_thread(core) {
+                    Ok(()) => tracing::info!(thread = index, core, "media thread pinned"),
+                    Err(e) => {
+                        tracing::warn!(thread = index, core, error = %e, "cannot pin media thread")
+                    }
+                }
+            }
+            MediaLoop::new(rx, shared).run();
+        })?;
+    Ok(MediaThread {
+        commands: tx,
+        handle,
+    })
+}
+
+struct MediaLoop {
+    commands: Receiver<MediaCommand>,
+    shared: Arc<MediaShared>,
+    calls: Vec<MediaCall>,
+    scratch: Scratch,
+}
+
+/// Per-thread buffers reused by every call on every tick.
+struct Scratch {
+    packet: [u8; 2048],
+    out: [u8; 1500],
+    caller: Frame,
+    ours: Frame,
+    stereo: [i16; STEREO_FRAME],
+}
+
+impl MediaLoop {
+    fn new(commands: Receiver<MediaCommand>, shared: Arc<MediaShared>) -> Self {
+        Self {
+            commands,
+            shared,
+            calls: Vec::with_capacity(256),
+            scratch: Scratch {
+                packet: [0; 2048],
+                out: [0; 1500],
+                caller: [0; FRAME_SAMPLES],
+                ours: [0; FRAME_SAMPLES],
+                stereo: [0; STEREO_FRAME],
+            },
+        }
+    }
+
+    fn run(mut self) {
+        let mut clock = MediaClock::new(Instant::now(), TICK);
+        loop {
+            let deadline = clock.next_deadline();
+            loop {
+                match self.commands.recv_deadline(deadline) {
+                    Ok(MediaCommand::Shutdown) => {
+                        self.remove_all("shutdown");
+                        return;
+                    }
+                    Ok(cmd) => self.apply(cmd),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        self.remove_all("shutdown");
+                        return;
+                    }
+                }
+            }
+            let now = Instant::now();
+            let ticks = clock.on_wake(now);
+            let m = self.shared.metrics.clone();
+            if ticks.late_by > Duration::from_millis(5) {
+                Metrics::inc(&m.media_late_ticks_total);
+            }
+            Metrics::add(&m.media_skipped_ticks_total, u64::from(ticks.skipped));
+            if ticks.skipped > 0 {
+                for call in &mut self.calls {
+                    call.skip(now, ticks.skipped, &mut self.scratch, &self.shared);
+                }
+            }
+            for _ in 0..ticks.due {
+                Metrics::inc(&m.media_ticks_total);
+                self.tick(now);
+            }
+        }
+    }
+
+    fn apply(&mut self, cmd: MediaCommand) {
+        match cmd {
+            MediaCommand::Add(new) => {
+                let now = Instant::now();
+                match MediaCall::new(*new, now, &self.shared) {
+                    Ok(call) => self.calls.push(call),
+                    Err((key, port, e)) => {
+                        tracing::error!(key, error = %e, "cannot start media for call");
+                        let _ = self.shared.events.send(MediaEvent::Hangup {
+                            key,
+                            cause: "media_error",
+                        });
+                        let _ = self.shared.events.send(MediaEvent::Removed {
+                            key,
+                            port,
+                            stats: serde_json::Value::Null,
+                        });
+                    }
+                }
+            }
+            MediaCommand::Update { key, session } => {
+                if let Some(call) = self.calls.iter_mut().find(|c| c.key == key) {
+                    call.update(*session, Instant::now(), &self.shared);
+                }
+            }
+            MediaCommand::InfoDigit {
+                key,
+                digit,
+                duration_ms,
+            } => {
+                if let Some(call) = self.calls.iter_mut().find(|c| c.key == key) {
+                    call.pending_info.push((digit, duration_ms));
+                }
+            }
+            MediaCommand::Remove { key } => {
+                if let Some(i) = self.calls.iter().position(|c| c.key == key) {
+                    let call = self.calls.swap_remove(i);
+                    call.finish(&self.shared);
+                }
+            }
+            MediaCommand::Shutdown => {}
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        for call in &mut self.calls {
+            call.tick(now, &mut self.scratch, &self.shared);
+        }
+    }
+
+    fn remove_all(&mut self, cause: &'static str) {
+        for call in self.calls.drain(..) {
+            let _ = self.shared.events.send(MediaEvent::Hangup {
+                key: call.key,
+                cause,
+            });
+            call.finish(&self.shared);
+        }
+    }
+}
+
+/// One call's media state, owned by exactly one media thread.
+struct MediaCall {
+    key: u64,
+    call_id: String,
+    ports: PortPair,
+    session: RtpSession,
+    player: PromptPlayer,
+    barge_in: bool,
+    dialog: MenuIvr,
+    dialog_done: bool,
+    goertzel: Option<GoertzelDetector>,
+    /// The in-band key press in progress: digit, when it was reported, first frame of its tone.
+    inband_active: Option<(char, Instant, u64)>,
+    unifier: DtmfUnifier,
+    pending_info: Vec<(char, u32)>,
+    recorder: Option<CallRecorder>,
+    rec_chunk: Vec<i16>,
+    rec_chunk_first: u64,
+    rec_frames: u64,
+    started: Instant,
+    last_rx: Instant,
+    no_packet_timeout: Option<Duration>,
+    max_duration: Duration,
+    may_send: bool,
+    hangup_requested: bool,
+    frames: u64,
+}
+
+impl MediaCall {
+    fn new(
+        new: NewCall,
+        now: Instant,
+        shared: &MediaShared,
+    ) -> Result<Self, (u64, u16, voxgate_media::session::SessionError)> {
+        let NewCall {
+            key,
+            call_id,
+            ports,
+            session,
+            recording,
+            menu,
+            no_packet_timeout,
+            max_duration,
+            inband_dtmf,
+        } = new;
+        let may_send = session.direction.may_send();
+        let session = match RtpSession::new(session, now) {
+            Ok(s) => s,
+            Err(e) => return Err((key, ports.port, e)),
+        };
+        let recorder = recording.map(|path| {
+            shared.recordings.open(key, path);
+            CallRecorder::new(RECORDER_DELAY_FRAMES)
+        });
+        let mut call = Self {
+            key,
+            call_id,
+            ports,
+            session,
+            player: PromptPlayer::default(),
+            barge_in: true,
+            dialog: MenuIvr::new(menu),
+            dialog_done: false,
+            goertzel: inband_dtmf.then(GoertzelDetector::default),
+            inband_active: None,
+            unifier: DtmfUnifier::default(),
+            pending_info: Vec::with_capacity(4),
+            recorder,
+            rec_chunk: shared.recordings.buffer(),
+            rec_chunk_first: 0,
+            rec_frames: 0,
+            started: now,
+            last_rx: now,
+            no_packet_timeout,
+            max_duration,
+            may_send,
+            hangup_requested: false,
+            frames: 0,
+        };
+        let actions = call.dialog.handle(now, DialogEvent::Started);
+        call.run_actions(now, actions, shared);
+        Ok(call)
+    }
+
+    fn update(&mut self, cfg: SessionConfig, now: Instant, shared: &MediaShared) {
+        let may_send = cfg.direction.may_send();
+        if let Err(e) = self.session.update(cfg, now) {
+            tracing::warn!(call_id = %self.call_id, error = %e, "re-INVITE session update failed");
+            return;
+        }
+        if may_send != self.may_send {
+            self.may_send = may_send;
+            let kind = if may_send { "resumed" } else { "held" };
+            self.timeline(now, kind, String::new(), shared);
+        }
+    }
+
+    fn timeline(&self, at: Instant, kind: &'static str, detail: String, shared: &MediaShared) {
+        let _ = shared.events.send(MediaEvent::Timeline {
+            key: self.key,
+            at,
+            kind,
+            detail,
+        });
+    }
+
+    fn request_hangup(&mut self, cause: &'static str, shared: &MediaShared) {
+        if !self.hangup_requested {
+            self.hangup_requested = true;
+            let _ = shared.events.send(MediaEvent::Hangup {
+                key: self.key,
+                cause,
+            });
+        }
+    }
+
+    fn tick(&mut self, now: Instant, s: &mut Scratch, shared: &MediaShared) {
+        self.frames += 1;
+        self.drain_sockets(now, s);
+
+        // Caller audio and digits.
+        let status = self.session.poll_audio(now, &mut s.caller);
+        if !matches!(status, AudioStatus::Silence) {
+            self.last_rx = now;
+        }
+        while let Some(ev) = self.session.poll_dtmf() {
+            self.offer_digit(now, ev, shared);
+        }
+        while let Some((digit, duration_ms)) = self.pending_info.pop() {
+            let ev = DtmfEvent {
+                digit,
+                source: DtmfSource::SipInfo,
+                at: now,
+                duration_ms,
+            };
+            self.offer_digit(now, ev, shared);
+        }
+        self.detect_inband(now, &s.caller, shared);
+
+        // Dialog deadlines.
+        if let Some(t) = self.dialog.poll_timeout() {
+            if now >= t {
+                let actions = self.dialog.handle(now, DialogEvent::Timeout);
+                self.run_actions(now, actions, shared);
+            }
+        }
+
+        // Our audio: prompts advance only while we may send, so a held caller resumes where they left off.
+        if self.may_send {
+            match self.player.next_frame(&mut s.ours) {
+                PlayerTick::Finished => {
+                    let actions = self.dialog.handle(now, DialogEvent::PromptDone);
+                    self.run_actions(now, actions, shared);
+                }
+                PlayerTick::Playing | PlayerTick::Idle => {}
+            }
+        } else {
+            s.ours.fill(0);
+        }
+        if let Some((dest, len)) = self.session.send_audio(now, &s.ours, &mut s.out) {
+            match self
+                .ports
+                .rtp
+                .send_to(s.out.get(..len).unwrap_or(&[]), dest)
+            {
+                Ok(_) => Metrics::inc(&shared.metrics.rtp_packets_sent_total),
+                Err(_) => Metrics::inc(&shared.metrics.rtp_send_errors_total),
+            }
+        }
+        if let Some((dest, len)) = self.session.poll_rtcp(now, &mut s.out) {
+            let _ = self
+                .ports
+                .rtcp
+                .send_to(s.out.get(..len).unwrap_or(&[]), dest);
+        }
+
+        self.record(s, shared);
+
+        if let Some(limit) = self.no_packet_timeout {
+            if now.duration_since(self.last_rx) > limit {
+                self.request_hangup("rtp_timeout", shared);
+            }
+        }
+        if now.duration_since(self.started) > self.max_duration {
+            self.request_hangup("max_duration", shared);
+        }
+    }
+
+    fn drain_sockets(&mut self, now: Instant, s: &mut Scratch) {
+        drain(&self.ports.rtp, &mut s.packet, |src, data| {
+            if let Err(e) = self.session.handle_rtp(now, src, data) {
+                tracing::trace!(error = %e, "bad RTP packet");
+            }
+        });
+        drain(&self.ports.rtcp, &mut s.packet, |src, data| {
+            if let Err(e) = self.session.handle_rtcp(now, src, data) {
+                tracing::trace!(error = %e, "bad RTCP packet");
+            }
+        });
+    }
+
+    /// Runs the in-band detector on this tick's caller frame (frame index = `self.frames - 1`, the same
+    /// index the recorder gives it) and masks the tone's frames in the recording.
+    fn detect_inband(&mut self, now: Instant, caller: &Frame, shared: &MediaShared) {
+        let Some(g) = self.goertzel.as_mut() else {
+            return;
+        };
+        let this_frame = self.frames.saturating_sub(1);
+        let samples = FRAME_SAMPLES as u64;
+        match g.process(caller) {
+            Some(InbandDtmf::Started {
+                digit,
+                start_sample,
+            }) => {
+                let first = (start_sample / samples).saturating_sub(INBAND_GUARD);
+                self.mask(first, this_frame + INBAND_GUARD);
+                self.inband_active = Some((digit, now, first));
+                let ev = DtmfEvent {
+                    digit,
+                    source: DtmfSource::InBand,
+                    at: now,
+                    duration_ms: 0,
+                };
+                self.offer_digit(now, ev, shared);
+            }
+            Some(InbandDtmf::Ended {
+                digit,
+                start_sample,
+                end_sample,
+            }) => {
+                let first = (start_sample / samples).saturating_sub(INBAND_GUARD);
+                self.mask(first, end_sample / samples + INBAND_GUARD);
+                if let Some((_, at, _)) = self.inband_active.take() {
+                    let ms = (end_sample.saturating_sub(start_sample) / 8).min(u64::from(u32::MAX))
+                        as u32;
+                    self.unifier.extend(DtmfSource::InBand, digit, at, ms);
+                }
+            }
+            None => {
+                // Keep masking a tone that is still sounding.
+                if self.inband_active.is_some() {
+                    self.mask(this_frame, this_frame + INBAND_GUARD);
+                }
+            }
+        }
+    }
+
+    fn mask(&mut self, from: u64, to: u64) {
+        if let Some(rec) = self.recorder.as_mut() {
+            if let Err(e) = rec.mask_caller(from, to) {
+                tracing::warn!(call_id = %self.call_id, error = %e, "DTMF mask came too late for part of a tone");
+            }
+        }
+    }
+
+    /// Passes a digit from any source through the unifier; a new key press goes to the dialog.
+    fn offer_digit(&mut self, now: Instant, ev: DtmfEvent, shared: &MediaShared) {
+        if ev.source != DtmfSource::InBand {
+            // The trunk may send the tone in the audio as well: mask around the report.
+            let this_frame = self.frames.saturating_sub(1);
+            let dur_frames = u64::from(ev.duration_ms).div_ceil(20);
+            self.mask(
+                this_frame.saturating_sub(RECORDER_DELAY_FRAMES as u64),
+                this_frame + DTMF_MASK_AFTER.max(dur_frames + INBAND_GUARD),
+            );
+        }
+        if let Some(ev) = self.unifier.push(ev) {
+            self.on_digit(now, ev, shared);
+        }
+    }
+
+    fn on_digit(&mut self, now: Instant, ev: DtmfEvent, shared: &MediaShared) {
+        Metrics::inc(&shared.metrics.dtmf_digits_total);
+        let was_playing = self.player.is_playing();
+        let actions = self.dialog.handle(now, DialogEvent::Digit(ev.digit));
+        // The digit itself goes on the timeline only as the dialog engine chose to show it.
+        let source = match ev.source {
+            DtmfSource::Rfc4733 => "rfc4733",
+            DtmfSource::InBand => "inband",
+            DtmfSource::SipInfo => "sip_info",
+        };
+        let shown = actions.iter().find_map(|a| match a {
+            Action::RecordDigit(c) => Some(*c),
+            _ => None,
+        });
+        self.timeline(
+            now,
+            "dtmf",
+            format!("{} via {source}", shown.unwrap_or('*')),
+            shared,
+        );
+        if was_playing && actions.contains(&Action::StopPlayback) && !self.barge_in {
+            // Non-interruptible prompt: the engine asked to stop but the prompt forbids it.
+            let filtered: Vec<Action> = actions
+                .into_iter()
+                .filter(|a| *a != Action::StopPlayback)
+                .collect();
+            self.run_actions(now, filtered, shared);
+        } else {
+            self.run_actions(now, actions, shared);
+        }
+    }
+
+    fn run_actions(&mut self, now: Instant, actions: Vec<Action>, shared: &MediaShared) {
+        for action in actions {
+            match action {
+                Action::Play { items, barge_in } => {
+                    self.barge_in = barge_in;
+                    let mut names = String::new();
+                    for item in &items {
+                        self.enqueue(item, &mut names, shared);
+                    }
+                    self.timeline(now, "prompt", names, shared);
+                }
+                Action::StopPlayback => {
+                    if self.player.stop_and_flush() {
+                        self.timeline(now, "barge_in", String::new(), shared);
+                    }
+                }
+                Action::RecordDigit(c) => {
+                    let _ = shared.events.send(MediaEvent::Digit {
+                        key: self.key,
+                        shown: c,
+                    });
+                }
+                Action::MenuChoice { digit, option } => {
+                    self.timeline(now, "menu_choice", format!("{digit} {option}"), shared);
+                }
+                Action::HangUp(cause) => {
+                    self.dialog_done = true;
+                    self.request_hangup(cause.as_str(), shared);
+                }
+            }
+        }
+    }
+
+    fn enqueue(&mut self, item: &Say, names: &mut String, shared: &MediaShared) {
+        let fragments: Vec<&'static str> = match item {
+            Say::Prompt(p) => vec![*p],
+            Say::Currency { minor_units, code } => readout::currency(*minor_units, code),
+            Say::Digits(d) => readout::digits(d),
+            Say::Silence(d) => {
+                let frames = (d.as_millis() / 20).min(u128::from(u32::MAX)) as u32;
+                let _ = self.player.enqueue(Source::Silence { frames });
+                return;
+            }
+        };
+        for frag in fragments {
+            match shared.prompts.get(frag) {
+                Some(clip) => {
+                    if self.player.enqueue(Source::Clip(clip)).is_err() {
+                        tracing::warn!(call_id = %self.call_id, prompt = frag, "prompt queue full");
+                    }
+                }
+                None => tracing::warn!(call_id = %self.call_id, prompt = frag, "missing prompt"),
+            }
+            if !names.is_empty() {
+                names.push(' ');
+            }
+            names.push_str(frag);
+        }
+    }
+
+    fn record(&mut self, s: &mut Scratch, shared: &MediaShared) {
+        let Some(rec) = self.recorder.as_mut() else {
+            return;
+        };
+        if rec.push(&s.caller, &s.ours, &mut s.stereo) {
+            if self.rec_chunk.is_empty() {
+                self.rec_chunk_first = self.rec_frames;
+            }
+            self.rec_chunk.extend_from_slice(&s.stereo);
+            self.rec_frames += 1;
+            if self.rec_chunk.len() >= CHUNK_FRAMES * STEREO_FRAME {
+                let next = shared.recordings.buffer();
+                let full = std::mem::replace(&mut self.rec_chunk, next);
+                shared
+                    .recordings
+                    .submit(self.key, self.rec_chunk_first, full);
+            }
+        }
+    }
+
+    /// The thread stalled past the catch-up limit: keep RTP timing and the recording aligned with the wall
+    /// clock by accounting for the missed frames as silence.
+    fn skip(&mut self, now: Instant, n: u32, s: &mut Scratch, shared: &MediaShared) {
+        self.session.skip_frames(now, n);
+        s.caller.fill(0);
+        s.ours.fill(0);
+        for _ in 0..n {
+            self.frames += 1;
+            // The detector counts samples: feed it the same silence so its positions stay frame-aligned.
+            if let Some(g) = self.goertzel.as_mut() {
+                let _ = g.process(&s.caller);
+            }
+            self.record(s, shared);
+        }
+    }
+
+    fn finish(mut self, shared: &MediaShared) {
+        if let Some(mut rec) = self.recorder.take() {
+            let mut tail = Vec::new();
+            rec.finish(&mut tail);
+            if self.rec_chunk.is_empty() {
+                self.rec_chunk_first = self.rec_frames;
+            }
+            self.rec_chunk.extend_from_slice(&tail);
+            let chunk = std::mem::take(&mut self.rec_chunk);
+            shared
+                .recordings
+                .submit(self.key, self.rec_chunk_first, chunk);
+            shared.recordings.close(self.key);
+        }
+        let stats = stats_json(&self.session.stats());
+        let _ = shared.events.send(MediaEvent::Removed {
+            key: self.key,
+            port: self.ports.port,
+            stats,
+        });
+    }
+}
+
+/// The figures a telecom engineer looks at first, for the call record.
+fn stats_json(s: &SessionStats) -> serde_json::Value {
+    serde_json::json!({
+        "packets_sent": s.packets_sent,
+        "packets_received": s.packets_received,
+        "lost": s.lost,
+        "late": s.late,
+        "duplicate": s.duplicate,
+        "concealed": s.concealed,
+        "jitter_ms": s.jitter_ms,
+        "rtt_ms": s.rtt_ms,
+        "latched_remote": s.latched_remote.map(|a| a.to_string()),
+        "foreign_source_drops": s.foreign_source_drops,
+        "remote_fraction_lost": s.remote_fraction_lost,
+        "remote_jitter_ms": s.remote_jitter_ms,
+        "rtcp_sent": s.rtcp_sent,
+        "rtcp_received": s.rtcp_received,
+        "dtmf_received": s.dtmf_received,
+        "decode_errors": s.decode_errors,
+    })
+}
+
+/// Reads every datagram waiting on a non-blocking socket.
+fn drain(sock: &UdpSocket, buf: &mut [u8], mut f: impl FnMut(std::net::SocketAddr, &[u8])) {
+    // Bounded so a flood on one call cannot starve the others on this thread.
+    for _ in 0..64 {
+        match sock.recv_from(buf) {
+            Ok((n, src)) => f(src, buf.get(..n).unwrap_or(&[])),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => continue,
+            Err(_) => break,
+        }
+    }
+}
+
+/// Keeps the call → media-thread assignment; new calls go to the least-loaded thread.
+pub struct MediaPool {
+    threads: Vec<MediaThread>,
+    load: Vec<usize>,
+    owner: HashMap<u64, usize>,
+}
+
+impl MediaPool {
+    pub fn new(threads: Vec<MediaThread>) -> Self {
+        let load = vec![0; threads.len()];
+        Self {
+            threads,
+            load,
+            owner: HashMap::new(),
+        }
+    }
+
+    pub fn add(&mut self, call: NewCall) {
+        let Some((idx, _)) = self.load.iter().enumerate().min_by_key(|(_, l)| **l) else {
+            return;
+        };
+        let key = call.key;
+        if let Some(t) = self.threads.get(idx) {
+            if t.commands.send(MediaCommand::Add(Box::new(call))).is_ok() {
+                self.owner.insert(key, idx);
+                if let Some(l) = self.load.get_mut(idx) {
+                    *l += 1;
+                }
+            }
+        }
+    }
+
+    pub fn send(&self, key: u64, cmd: MediaCommand) -> bool {
+        let Some(t) = self.owner.get(&key).and_then(|i| self.threads.get(*i)) else {
+            return false;
+        };
+        t.commands.send(cmd).is_ok()
+    }
+
+    /// The call left its thread (reported by [`MediaEvent::Removed`]).
+    pub fn forget(&mut self, key: u64) {
+        if let Some(idx) = self.owner.remove(&key) {
+            if let Some(l) = self.load.get_mut(idx) {
+                *l = l.saturating_sub(1);
+            }
+        }
+    }
+
+    pub fn shutdown(self) {
+        for t in &self.threads {
+            let _ = t.commands.send(MediaCommand::Shutdown);
+        }
+        for t in self.threads {
+            let _ = t.handle.join();
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Process-wide counters for `/metrics` (Prometheus text format). Atomics only: the media threads bump
+//! them without locks.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! metrics {
+    ($( $name:ident : $kind:literal, $help:literal; )*) => {
+        #[derive(Default)]
+        pub struct Metrics { $( pub $name: AtomicU64, )* }
+
+        impl Metrics {
+            pub fn render(&self, extra: &[(&str, &str, u64)]) -> String {
+                let mut out = String::new();
+                $(
+                    let _ = writeln!(out, "# HELP voxgate_{} {}", stringify!($name), $help);
+                    let _ = writeln!(out, "# TYPE voxgate_{} {}", stringify!($name), $kind);
+                    let _ = writeln!(out, "voxgate_{} {}", stringify!($name), self.$name.load(Ordering::Relaxed));
+                )*
+                for (name, help, value) in extra {
+                    let _ = writeln!(out, "# HELP voxgate_{name} {help}");
+                    let _ = writeln!(out, "# TYPE voxgate_{name} gauge");
+                    let _ = writeln!(out, "voxgate_{name} {value}");
+                }
+                out
+            }
+        }
+    };
+}
+
+metrics! {
+    calls_total: "counter", "Calls offered (INVITEs that passed the capacity guard).";
+    calls_answered_total: "counter", "Calls answered with 200 OK.";
+    calls_rejected_total: "counter", "Calls rejected by voxgate (488, 480, port exhaustion...).";
+    calls_active: "gauge", "Calls in progress.";
+    media_ticks_total: "counter", "20 ms media ticks processed, summed over media threads.";
+    media_late_ticks_total: "counter", "Media ticks that started more than 5 ms late.";
+    media_skipped_ticks_total: "counter", "Media ticks skipped because a thread fell too far behind.";
+    rtp_packets_sent_total: "counter", "RTP packets sent.";
+    rtp_send_errors_total: "counter", "RTP packets the OS refused to send.";
+    recording_frames_dropped_total: "counter", "Recording frames replaced by silence because the writer fell behind.";
+    dtmf_digits_total: "counter", "DTMF digits received, all sources.";
+    store_errors_total: "counter", "Failed writes to the call store.";
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn dec(counter: &AtomicU64) {
+        counter.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,167 @@
+//! A full call from baresip (an independent SIP softphone, run headless): it must hear the greeting, and the
+//! key it presses must reach the call record.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{best_correlation, read_wav, Voxgate};
+
+struct Baresip {
+    child: Child,
+    ctrl: u16,
+    dir: PathBuf,
+}
+
+impl Baresip {
+    fn start(dir: &Path, caller_wav: &Path) -> Self {
+        std::fs::create_dir_all(dir).expect("baresip dir");
+        let sip = common::free_port();
+        let ctrl = common::free_port();
+        let config = format!(
+            "sip_listen 127.0.0.1:{sip}\nnet_interface 127.0.0.1\n\
+             module_path /usr/lib/baresip/modules\n\
+             module g711.so\nmodule aufile.so\nmodule sndfile.so\nmodule alsa.so\n\
+             module account.so\nmodule ctrl_tcp.so\nmodule menu.so\n\
+             audio_source aufile,{src}\naudio_player alsa,null\naudio_alert alsa,null\n\
+             ausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\n\
+             snd_path {dir}\nctrl_tcp_listen 127.0.0.1:{ctrl}\n\
+             ",
+            src = caller_wav.display(),
+            dir = dir.display(),
+        );
+        std::fs::write(dir.join("config"), config).expect("config");
+        std::fs::write(
+            dir.join("accounts"),
+            format!("<sip:caller@127.0.0.1:{sip}>;regint=0\n"),
+        )
+        .expect("accounts");
+        std::fs::write(dir.join("contacts"), "").expect("contacts");
+        let log = std::fs::File::create(dir.join("baresip.log")).expect("log");
+        let child = Command::new("baresip")
+            .arg("-f")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("baresip must be installed (Debian package baresip-core)");
+        let b = Self {
+            child,
+            ctrl,
+            dir: dir.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", ctrl)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "baresip ctrl_tcp never came up: {}",
+                b.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        b
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("baresip.log")).unwrap_or_default()
+    }
+
+    /// Sends one ctrl_tcp command (netstring-framed JSON) and returns the raw reply.
+    fn command(&self, command: &str, params: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.ctrl)).expect("ctrl_tcp");
+        s.set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
+        let json =
+            serde_json::json!({"command": command, "params": params, "token": "t"}).to_string();
+        write!(s, "{}:{},", json.len(), json).expect("write");
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn to_f32(x: &[i16]) -> Vec<f32> {
+    x.iter().map(|&s| s as f32 / 32768.0).collect()
+}
+
+#[test]
+fn baresip_hears_the_greeting_and_its_key_press_is_recorded() {
+    let vg = Voxgate::start("baresip");
+    let caller = vg.dir.join("caller.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&caller, spec).expect("caller wav");
+    for _ in 0..8000 * 40 {
+        w.write_sample(0i16).expect("sample");
+    }
+    w.finalize().expect("finalize");
+
+    let bs = Baresip::start(&vg.dir.join("baresip"), &caller);
+    let reply = bs.command("dial", &format!("sip:hotline@{}", vg.sip_addr()));
+    assert!(!reply.contains("\"ok\":false"), "dial refused: {reply}");
+
+    // Let the greeting play for a while, then press 1 (RFC 4733 from baresip) to interrupt it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while vg.get_json("/healthz")["active_calls"].as_u64() != Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "baresip call never became active:\n{}",
+            bs.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(3500));
+    let reply = bs.command("sndcode", "1");
+    assert!(!reply.contains("\"ok\":false"), "sndcode refused: {reply}");
+
+    // voxgate reads the balance, says goodbye and hangs up by itself.
+    let calls = vg.wait_ended_calls(1, Duration::from_secs(30));
+    let rec = &calls[0];
+    assert_eq!(rec["digits"], "1", "{rec:#}\nbaresip log:\n{}", bs.log());
+    assert_eq!(rec["end_reason"], "completed", "{rec:#}");
+    assert!(rec["from_uri"].as_str().unwrap_or("").contains("caller"));
+
+    // What baresip decoded (sndfile's "-dec" dump) must contain the start of the greeting.
+    std::thread::sleep(Duration::from_millis(500));
+    drop(bs);
+    let dump = std::fs::read_dir(vg.dir.join("baresip"))
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .expect("baresip wrote no decoded-audio dump");
+    let (rate, channels, heard) = read_wav(&dump);
+    assert_eq!((rate, channels), (8000, 1), "unexpected dump format");
+    let greeting =
+        voxgate_media::wav::load_wav_8k_mono(&common::repo().join("prompts/en/greeting.wav"))
+            .expect("greeting prompt");
+    let needle = to_f32(&greeting[..greeting.len().min(8000 * 2)]);
+    // The greeting starts as soon as the call is up: search the first 6 s of what was heard.
+    let head = &heard[..heard.len().min(8000 * 6)];
+    let (corr, lag) = best_correlation(&to_f32(head), &needle);
+    // G.711 round trip keeps correlation well above 0.9; unrelated audio stays far below 0.5.
+    eprintln!(
+        "greeting found in what baresip heard: correlation {corr:.3} at {:.2} s",
+        lag as f64 / 8000.0
+    );
+    assert!(
+        corr > 0.8,
+        "greeting not found in what baresip heard: corr {corr:.3} at {lag}"
+    );
+}
