@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Sets up the machine and runs every check CI runs: formatting, lints, unit and integration tests
-# (the integration tests start the real binary and drive it with sipp and baresip).
+# Sets up the machine and runs every check CI runs: formatting, lints (all features, so the Opus code is
+# checked too), unit and integration tests (the integration tests start the real binary and drive it with
+# sipp and baresip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo test --workspace --no-fail-fast
+cargo test -p voxgate-media --features opus

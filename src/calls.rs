@@ -64,6 +64,8 @@ pub struct ControllerConfig {
     pub max_duration: Duration,
     pub inband_dtmf: bool,
     pub answer_delay: Duration,
+    pub jitter_min: Duration,
+    pub jitter_max: Duration,
 }
 
 impl ControllerConfig {
@@ -86,6 +88,8 @@ impl ControllerConfig {
             max_duration: cfg.call.max_duration(),
             inband_dtmf: cfg.media.inband_dtmf,
             answer_delay: cfg.call.answer_delay(),
+            jitter_min: cfg.media.jitter_min(),
+            jitter_max: cfg.media.jitter_max(),
         }
     }
 }
@@ -333,7 +337,12 @@ impl Controller {
         let Some(ports) = call.ports.take() else {
             return;
         };
-        let session = session_config(&call.negotiated, &mut self.rng, &call.record.call_id);
+        let session = session_config(
+            &call.negotiated,
+            &self.cfg,
+            &mut self.rng,
+            &call.record.call_id,
+        );
         let new = NewCall {
             key: handle.0,
             call_id: call.record.call_id.clone(),
@@ -393,7 +402,8 @@ impl Controller {
                 ),
             });
             call.record.codec = negotiated.codec.name.encoding_name().to_string();
-            let session = session_config(&negotiated, &mut self.rng, &call.record.call_id);
+            let session =
+                session_config(&negotiated, &self.cfg, &mut self.rng, &call.record.call_id);
             call.negotiated = negotiated;
             session
         };
@@ -558,7 +568,12 @@ impl Controller {
     }
 }
 
-fn session_config(n: &Negotiated, rng: &mut SplitMix, call_id: &str) -> SessionConfig {
+fn session_config(
+    n: &Negotiated,
+    cfg: &ControllerConfig,
+    rng: &mut SplitMix,
+    call_id: &str,
+) -> SessionConfig {
     SessionConfig {
         codec: match n.codec.name {
             sdp::Codec::Pcmu => CodecKind::Pcmu,
@@ -576,6 +591,8 @@ fn session_config(n: &Negotiated, rng: &mut SplitMix, call_id: &str) -> SessionC
         initial_ts: rng.next() as u32,
         cname: format!("voxgate-{}", sanitize(call_id)),
         symmetric_latching: true,
+        jitter_min: cfg.jitter_min,
+        jitter_max: cfg.jitter_max,
     }
 }
 

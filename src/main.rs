@@ -267,7 +267,15 @@ fn run(cfg: Config) -> Result<(), RunError> {
             tracing::info!("shutdown requested");
             let _ = stop_tx.send(true);
         });
-        let controller = sip_driver::run(listeners, controller, media_rx, stop_rx, active).await;
+        let controller = sip_driver::run(
+            listeners,
+            controller,
+            media_rx,
+            stop_rx,
+            active,
+            metrics.clone(),
+        )
+        .await;
         controller.shutdown_media();
         let _ = http_task.await;
         Ok::<(), RunError>(())

@@ -266,7 +266,6 @@ struct MediaCall {
     player: PromptPlayer,
     barge_in: bool,
     dialog: MenuIvr,
-    dialog_done: bool,
     goertzel: Option<GoertzelDetector>,
     /// The in-band key press in progress: digit, when it was reported, first frame of its tone.
     inband_active: Option<(char, Instant, u64)>,
@@ -319,7 +318,6 @@ impl MediaCall {
             player: PromptPlayer::default(),
             barge_in: true,
             dialog: MenuIvr::new(menu),
-            dialog_done: false,
             goertzel: inband_dtmf.then(GoertzelDetector::default),
             inband_active: None,
             unifier: DtmfUnifier::default(),
@@ -530,7 +528,6 @@ impl MediaCall {
 
     fn on_digit(&mut self, now: Instant, ev: DtmfEvent, shared: &MediaShared) {
         Metrics::inc(&shared.metrics.dtmf_digits_total);
-        let was_playing = self.player.is_playing();
         let actions = self.dialog.handle(now, DialogEvent::Digit(ev.digit));
         // The digit itself goes on the timeline only as the dialog engine chose to show it.
         let source = match ev.source {
@@ -548,16 +545,7 @@ impl MediaCall {
             format!("{} via {source}", shown.unwrap_or('*')),
             shared,
         );
-        if was_playing && actions.contains(&Action::StopPlayback) && !self.barge_in {
-            // Non-interruptible prompt: the engine asked to stop but the prompt forbids it.
-            let filtered: Vec<Action> = actions
-                .into_iter()
-                .filter(|a| *a != Action::StopPlayback)
-                .collect();
-            self.run_actions(now, filtered, shared);
-        } else {
-            self.run_actions(now, actions, shared);
-        }
+        self.run_actions(now, actions, shared);
     }
 
     fn run_actions(&mut self, now: Instant, actions: Vec<Action>, shared: &MediaShared) {
@@ -571,11 +559,13 @@ impl MediaCall {
                     }
                     self.timeline(now, "prompt", names, shared);
                 }
-                Action::StopPlayback => {
+                // A prompt queued with `barge_in: false` (e.g. a legal disclosure) plays to the end.
+                Action::StopPlayback if self.barge_in => {
                     if self.player.stop_and_flush() {
                         self.timeline(now, "barge_in", String::new(), shared);
                     }
                 }
+                Action::StopPlayback => {}
                 Action::RecordDigit(c) => {
                     let _ = shared.events.send(MediaEvent::Digit {
                         key: self.key,
@@ -586,7 +576,6 @@ impl MediaCall {
                     self.timeline(now, "menu_choice", format!("{digit} {option}"), shared);
                 }
                 Action::HangUp(cause) => {
-                    self.dialog_done = true;
                     self.request_hangup(cause.as_str(), shared);
                 }
             }

@@ -41,6 +41,11 @@ metrics! {
     recording_frames_dropped_total: "counter", "Recording frames replaced by silence because the writer fell behind.";
     dtmf_digits_total: "counter", "DTMF digits received, all sources.";
     store_errors_total: "counter", "Failed writes to the call store.";
+    sip_requests_total: "counter", "SIP requests received, retransmissions included.";
+    sip_responses_sent_total: "counter", "SIP responses sent, retransmissions included.";
+    sip_parse_errors_total: "counter", "SIP messages that could not be parsed or lacked mandatory headers.";
+    sip_rejected_503_total: "counter", "INVITEs refused with 503 by the capacity guard.";
+    sip_retransmissions_total: "counter", "SIP retransmissions sent (timers or retransmitted requests).";
 }
 
 impl Metrics {
@@ -52,5 +57,17 @@ impl Metrics {
     }
     pub fn dec(counter: &AtomicU64) {
         counter.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// Mirrors a counter owned elsewhere (e.g. by the sans-IO SIP endpoint).
+    pub fn set(counter: &AtomicU64, value: u64) {
+        counter.store(value, Ordering::Relaxed);
+    }
+
+    pub fn publish_sip(&self, s: &voxgate_sip::endpoint::EndpointStats) {
+        Self::set(&self.sip_requests_total, s.requests);
+        Self::set(&self.sip_responses_sent_total, s.responses_sent);
+        Self::set(&self.sip_parse_errors_total, s.parse_errors);
+        Self::set(&self.sip_rejected_503_total, s.rejected_503);
+        Self::set(&self.sip_retransmissions_total, s.retransmissions);
     }
 }

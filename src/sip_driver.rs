@@ -87,6 +87,7 @@ pub async fn run(
     mut media_events: mpsc::UnboundedReceiver<MediaEvent>,
     mut shutdown: watch::Receiver<bool>,
     active_calls: Arc<std::sync::atomic::AtomicUsize>,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> Controller {
     let (net_tx, mut net_rx) = mpsc::channel::<NetInput>(4096);
     let mut udp_out: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
@@ -174,6 +175,7 @@ pub async fn run(
             controller.active_calls(),
             std::sync::atomic::Ordering::Relaxed,
         );
+        metrics.publish_sip(&controller.endpoint.stats());
         if let Some(since) = draining_since {
             if controller.active_calls() == 0 || since.elapsed() > Duration::from_secs(5) {
                 return controller;

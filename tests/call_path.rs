@@ -128,6 +128,55 @@ fn reinvite_hold_and_resume() {
     );
     assert!(kinds.iter().any(|k| k.starts_with("held")), "{kinds:?}");
     assert!(kinds.iter().any(|k| k.starts_with("resumed")), "{kinds:?}");
+    // The last re-INVITE offered only PCMA: the codec changes mid-call.
+    assert!(
+        kinds.iter().any(|k| k == "reinvite PCMA active"),
+        "{kinds:?}"
+    );
+    assert_eq!(rec["codec"], "PCMA");
+}
+
+#[test]
+fn no_common_codec_gets_488() {
+    let vg = Voxgate::start("488");
+    let out = vg.sipp("uac_488.xml", &["-m", "1"]);
+    assert!(out.status.success(), "G.729-only offer did not get 488");
+    let calls = vg.wait_ended_calls(1, Duration::from_secs(10));
+    assert_eq!(calls[0]["end_reason"], "rejected_488", "{:#}", calls[0]);
+}
+
+#[test]
+fn ipv6_call() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        panic!("IPv6 loopback unavailable: this test needs ::1");
+    }
+    let vg = Voxgate::start_with("ipv6", |c| {
+        c.set("sip", "udp", "[\"[::1]:{sip_port}\"]");
+        c.set("sip", "tcp", "[]");
+        c.set("media", "rtp_bind", "\"::1\"");
+    });
+    let out = vg.sipp_v6("uac_basic.xml", &["-m", "1"]);
+    assert!(out.status.success(), "sipp IPv6 call failed");
+    let calls = vg.wait_ended_calls(1, Duration::from_secs(10));
+    assert_eq!(calls[0]["end_reason"], "remote_bye");
+    assert!(
+        calls[0]["remote_addr"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("[::1]"),
+        "{:#}",
+        calls[0]
+    );
+    let id = calls[0]["id"].as_i64().expect("id");
+    let (status, wav) = vg
+        .try_get(&format!("/api/v1/calls/{id}/recording"))
+        .expect("recording");
+    assert_eq!(status, 200);
+    let path = vg.dir.join("v6.wav");
+    std::fs::write(&path, wav).expect("write");
+    let (_, _, samples) = read_wav(&path);
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    assert!(rms_dbfs(&right) > -35.0, "no greeting over IPv6 media");
 }
 
 #[test]
@@ -263,6 +312,20 @@ fn hostile_input_does_not_crash_or_stall() {
     // The server still serves a real call.
     let out = vg.sipp("uac_options.xml", &["-m", "1"]);
     assert!(out.status.success(), "OPTIONS after hostile input failed");
+    let metrics = String::from_utf8_lossy(&vg.try_get("/metrics").expect("metrics").1).into_owned();
+    let parse_errors: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("voxgate_sip_parse_errors_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("parse error counter");
+    assert!(parse_errors >= 3, "garbage was not counted: {parse_errors}");
+    let metrics = String::from_utf8_lossy(&vg.try_get("/metrics").expect("metrics").1).into_owned();
+    let parse_errors: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("voxgate_sip_parse_errors_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("parse error counter");
+    assert!(parse_errors >= 3, "garbage was not counted: {parse_errors}");
     let out = vg.sipp("uac_basic.xml", &["-m", "1"]);
     assert!(out.status.success(), "call after hostile input failed");
     assert_eq!(vg.stop().code(), Some(0), "voxgate must exit cleanly");

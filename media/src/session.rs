@@ -81,6 +81,21 @@ pub struct SessionConfig {
     pub cname: String,
     /// Symmetric RTP: send to where the peer's packets come from.
     pub symmetric_latching: bool,
+    /// Bounds of the adaptive jitter buffer's target delay (site tuning: `media.jitter_*_ms`).
+    pub jitter_min: Duration,
+    pub jitter_max: Duration,
+}
+
+/// The jitter buffer for a session: codec defaults with the site's delay bounds, and enough slots to
+/// hold the maximum delay plus reorder headroom.
+fn jitter_config(cfg: &SessionConfig) -> JitterConfig {
+    let mut j = JitterConfig::for_codec(cfg.codec);
+    j.min_delay = cfg.jitter_min;
+    j.max_delay = cfg.jitter_max.max(cfg.jitter_min);
+    j.initial_delay = j.initial_delay.clamp(j.min_delay, j.max_delay);
+    let frames = (j.max_delay.as_millis() / 20) as usize;
+    j.capacity_frames = j.capacity_frames.max(frames + 12);
+    j
 }
 
 /// What `poll_audio` produced.
@@ -283,7 +298,7 @@ impl RtpSession {
         validate(&cfg)?;
         let encoder = Encoder::new(cfg.codec)?;
         let decoder = Decoder::new(cfg.codec)?;
-        let jitter = JitterBuffer::new(JitterConfig::for_codec(cfg.codec));
+        let jitter = JitterBuffer::new(jitter_config(&cfg));
         let clock = cfg.codec.rtp_clock_rate();
         let mut rng = SplitMix64::new(u64::from(cfg.ssrc) ^ 0x5EED_C0FF_EE00);
         let first = rtcp_interval(
@@ -871,7 +886,7 @@ impl RtpSession {
             let decoder = Decoder::new(cfg.codec)?;
             self.encoder = encoder;
             self.decoder = decoder;
-            self.jitter = JitterBuffer::new(JitterConfig::for_codec(cfg.codec));
+            self.jitter = JitterBuffer::new(jitter_config(&cfg));
             self.jb_scratch = vec![0; self.jitter.max_frame_payload()];
             self.rx_stats.reset_transit();
             self.need_marker = true;

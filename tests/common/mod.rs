@@ -80,7 +80,9 @@ impl Voxgate {
         cfg.set("log", "level", "\"debug\"");
         tweak(&mut cfg);
         let cfg_path = dir.join("voxgate.toml");
-        std::fs::write(&cfg_path, cfg.render()).expect("write config");
+        // Tweaks may refer to the SIP port chosen here as `{sip_port}`.
+        let text = cfg.render().replace("{sip_port}", &sip_port.to_string());
+        std::fs::write(&cfg_path, text).expect("write config");
         let log = dir.join("voxgate.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_voxgate"))
@@ -177,8 +179,18 @@ impl Voxgate {
         self.sipp_file(&repo().join("tests/sipp").join(scenario), args)
     }
 
+    /// Runs a scenario over IPv6 loopback (voxgate must listen on `[::1]`).
+    pub fn sipp_v6(&self, scenario: &str, args: &[&str]) -> Output {
+        let file = repo().join("tests/sipp").join(scenario);
+        self.run_sipp(&file, args, "::1", &format!("[::1]:{}", self.sip_port))
+    }
+
     /// Runs a sipp scenario file against this voxgate.
     pub fn sipp_file(&self, file: &Path, args: &[&str]) -> Output {
+        self.run_sipp(file, args, "127.0.0.1", &self.sip_addr())
+    }
+
+    fn run_sipp(&self, file: &Path, args: &[&str], local: &str, target: &str) -> Output {
         let scenario = file
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
@@ -191,9 +203,9 @@ impl Voxgate {
             .arg(file)
             .args([
                 "-i",
-                "127.0.0.1",
+                local,
                 "-mi",
-                "127.0.0.1",
+                local,
                 "-p",
                 &sipp_port,
                 "-mp",
@@ -209,7 +221,7 @@ impl Voxgate {
             ])
             .arg(&err_file)
             .args(args)
-            .arg(self.sip_addr())
+            .arg(target)
             .current_dir(&self.dir)
             .stdin(Stdio::null());
         let out = cmd

@@ -27,6 +27,8 @@ fn config(ssrc: u32, remote: &str, remote_rtcp: &str) -> SessionConfig {
         initial_ts: ssrc.wrapping_mul(7919),
         cname: format!("{ssrc:08x}@voxgate.test"),
         symmetric_latching: true,
+        jitter_min: Duration::from_millis(20),
+        jitter_max: Duration::from_millis(200),
     }
 }
 
