@@ -40,6 +40,11 @@ pub fn extract_sdp(req: &Request) -> Result<Option<SessionDescription>, BodyErro
         let boundary = ct
             .param_unquoted("boundary")
             .ok_or(BodyError::BadContentType)?;
+        // RFC 2046 §5.1.1: 1 to 70 characters. The cap also bounds the delimiter search's cost,
+        // which a hostile kilobyte-long boundary would otherwise make quadratic.
+        if boundary.is_empty() || boundary.len() > 70 {
+            return Err(BodyError::BadContentType);
+        }
         return match find_part(&req.body, boundary, "application", "sdp") {
             Some(part) => SessionDescription::parse(part)
                 .map(Some)
@@ -211,5 +216,27 @@ mod tests {
             Err(BodyError::Sdp(_))
         ));
         assert_eq!(extract_sdp(&req("application/sdp", b"")), Ok(None));
+    }
+
+    #[test]
+    fn overlong_multipart_boundary_is_refused() {
+        let long = "a".repeat(71);
+        let body =
+            format!("--{long}\r\nContent-Type: application/sdp\r\n\r\n{SDP}\r\n--{long}--\r\n");
+        assert_eq!(
+            extract_sdp(&req(
+                &format!("multipart/mixed;boundary={long}"),
+                body.as_bytes()
+            )),
+            Err(BodyError::BadContentType)
+        );
+        let ok = "a".repeat(70);
+        let body = format!("--{ok}\r\nContent-Type: application/sdp\r\n\r\n{SDP}\r\n--{ok}--\r\n");
+        assert!(extract_sdp(&req(
+            &format!("multipart/mixed;boundary={ok}"),
+            body.as_bytes()
+        ))
+        .unwrap()
+        .is_some());
     }
 }

@@ -806,6 +806,20 @@ impl Endpoint {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
+        // A retransmission of a re-INVITE we already answered (our 2xx was lost): resend that 2xx.
+        // Answering 491 or 500 instead would make the peer give up and never ACK our 2xx.
+        if req.method == Method::Invite {
+            if let Some(p) = call
+                .pending_ack
+                .as_ref()
+                .filter(|p| !p.initial && p.cseq == cseq.seq)
+            {
+                let bytes = p.bytes.clone();
+                self.stats.retransmissions += 1;
+                self.send_response_bytes(flow, bytes);
+                return;
+            }
+        }
         if let Err(e) = call.dialog.accept_remote_cseq(cseq.seq) {
             tracing::debug!(call = handle.0, error = %e, "out-of-order in-dialog request");
             let resp = self.response_to(&req.headers, 500, false);
@@ -1219,7 +1233,9 @@ impl Endpoint {
         let timers = self.config.timers;
         if let Some(c) = self.calls.get_mut(&call) {
             c.pending_ack = Some(PendingAck {
-                timer: TwoXxRetransmit::new(now, flow.transport.reliable(), timers),
+                // RFC 3261 §13.3.1.4: the 2xx is retransmitted even over TCP, because the ACK is
+                // end-to-end and a later hop towards the caller may be UDP.
+                timer: TwoXxRetransmit::new(now, false, timers),
                 flow,
                 bytes,
                 cseq: seq,

@@ -690,9 +690,15 @@ pub struct Negotiated {
 }
 
 /// First payload type of `m`, in its order, that identifies a codec we support.
+/// RTP payload types a session can carry: 7 bits, and not 72–95, which would look like RTCP when
+/// RTP and RTCP share a port (RFC 5761 §4).
+fn usable_pt(pt: u8) -> bool {
+    pt <= 127 && !(72..=95).contains(&pt)
+}
+
 fn pick_codec(m: &MediaDescription, local: &LocalMedia) -> Option<CodecChoice> {
     m.formats.iter().find_map(|f| {
-        let pt: u8 = f.parse().ok()?;
+        let pt: u8 = f.parse().ok().filter(|&pt| usable_pt(pt))?;
         let codec = Codec::identify(pt, m.rtpmap(pt).as_ref())?;
         local.codecs.contains(&codec).then(|| CodecChoice {
             name: codec,
@@ -704,7 +710,11 @@ fn pick_codec(m: &MediaDescription, local: &LocalMedia) -> Option<CodecChoice> {
 
 fn telephone_event_pt(m: &MediaDescription) -> Option<u8> {
     m.rtpmaps()
-        .find(|r| r.encoding.eq_ignore_ascii_case("telephone-event") && r.clock_rate == 8000)
+        .find(|r| {
+            r.encoding.eq_ignore_ascii_case("telephone-event")
+                && r.clock_rate == 8000
+                && usable_pt(r.payload_type)
+        })
         .map(|r| r.payload_type)
         .filter(|pt| m.formats.iter().any(|f| f.parse::<u8>().ok() == Some(*pt)))
 }
@@ -1011,6 +1021,23 @@ a=ptime:30\r\nm=video 51372/2 RTP/AVP 31\r\na=rtpmap:31 H261/90000\r\n";
         let text = n.answer.to_string();
         assert!(text.contains("c=IN IP4 192.0.2.10\r\n"));
         assert!(text.contains("a=sendrecv\r\n"));
+    }
+
+    #[test]
+    fn payload_types_rtp_cannot_carry_are_ignored() {
+        // 90 is in the RTCP-conflict range and 200 is not 7-bit: neither may be chosen.
+        let o = offer(
+            "m=audio 5000 RTP/AVP 90 8 110\r\na=rtpmap:90 PCMU/8000\r\na=rtpmap:110 telephone-event/8000\r\n\
+a=rtpmap:91 telephone-event/8000\r\n",
+        );
+        let n = negotiate(&o, &local()).unwrap();
+        assert_eq!(n.codec.payload_type, 8);
+        assert_eq!(n.telephone_event_pt, Some(110));
+        let o = offer("m=audio 5000 RTP/AVP 90\r\na=rtpmap:90 PCMU/8000\r\n");
+        assert_eq!(
+            negotiate(&o, &local()),
+            Err(NegotiationError::NoCommonCodec)
+        );
     }
 
     #[test]

@@ -223,6 +223,13 @@ fn as_request(t: &Transmit) -> Request {
     }
 }
 
+fn as_response(t: &Transmit) -> Response {
+    match SipMessage::parse(&t.payload).unwrap() {
+        SipMessage::Response(r) => r,
+        SipMessage::Request(r) => panic!("expected response, got {}", r.method),
+    }
+}
+
 fn reply_to(req: &Request, status: u16) -> String {
     let resp = Response::from_request(req, status, None);
     String::from_utf8(resp.to_bytes()).unwrap()
@@ -525,6 +532,16 @@ fn reinvite_hold_and_resume() {
         // 200 retransmits until the ACK, which produces no event.
         let at = p.now - p.t0 + Duration::from_millis(600);
         assert_eq!(p.run_until(at).len(), 1);
+        // The peer did not get our 200 and retransmits its re-INVITE: it gets the same 200 again
+        // (not 491), and no second ReInvite event.
+        p.send(&reinv);
+        let again = p.responses();
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            (again[0].status, again[0].body.clone()),
+            (200, ok.body.clone())
+        );
+        assert!(p.events().is_empty());
         let ack = p.in_dialog("ACK", ("hold", &tag), cseq, "z9hG4bK-reack", "", "");
         p.send(&ack);
         assert!(p.events().is_empty());
@@ -815,7 +832,7 @@ fn hangup_before_answer_and_before_ack() {
 }
 
 #[test]
-fn tcp_has_no_retransmissions() {
+fn tcp_retransmits_only_the_2xx() {
     let mut p = Peer::with(
         Transport::Tcp,
         "198.51.100.1:5061",
@@ -830,10 +847,10 @@ fn tcp_has_no_retransmissions() {
         Some("<sip:198.51.100.1:5061;transport=tcp>")
     );
     let tag = ok.headers.to().unwrap().tag().unwrap().to_string();
-    assert!(
-        p.run_until(Duration::from_secs(10)).is_empty(),
-        "no 2xx retransmission"
-    );
+    // RFC 3261 §13.3.1.4: the UAS core retransmits its 2xx even on TCP (0.5, 1.5, 3.5, 7.5 s).
+    let resent = p.run_until(Duration::from_secs(10));
+    assert_eq!(resent.len(), 4, "2xx retransmitted on T1 doubling");
+    assert!(resent.iter().all(|(_, t)| as_response(t).status == 200));
     let ack = p.in_dialog("ACK", ("tcp", &tag), 1, "z9hG4bK-tack", "", "");
     p.send(&ack);
     assert_eq!(p.events(), vec![Event::CallConfirmed { call: c.call }]);
@@ -865,8 +882,12 @@ fn tcp_has_no_retransmissions() {
     p.transmits();
     let at = p.now - p.t0 + Duration::from_secs(33);
     let sent = p.run_until(at);
-    assert_eq!(sent.len(), 1, "only the BYE");
-    assert_eq!(as_request(&sent[0].1).method, Method::Bye);
+    let (last, resent) = sent.split_last().unwrap();
+    assert!(
+        resent.iter().all(|(_, t)| as_response(t).status == 200),
+        "2xx retransmissions"
+    );
+    assert_eq!(as_request(&last.1).method, Method::Bye, "then the BYE");
 }
 
 #[test]
