@@ -355,19 +355,36 @@ impl Controller {
             inband_dtmf: self.cfg.inband_dtmf,
         };
         call.media_running = true;
-        self.media.add(new);
+        if let Err(new) = self.media.add(new) {
+            // No media thread left: the call cannot be served. Free its ports and end it.
+            call.media_running = false;
+            let port = new.ports.port;
+            drop(new);
+            self.ports.release(port);
+            let _g = call.span.enter();
+            tracing::error!("no media thread available; hanging up");
+            call.hangup_cause = Some("media_unavailable");
+            drop(_g);
+            let _ = self.endpoint.hangup(now, handle);
+        }
     }
 
     fn on_reinvite(&mut self, now: Instant, handle: CallHandle, offer: Option<SessionDescription>) {
-        let local_media = match self.calls.get_mut(&handle) {
-            Some(call) => {
-                call.sdp_version += 1;
-                Some((call.local_ip, call.port, call.sdp_session, call.sdp_version))
-            }
-            None => None,
+        let Some(call) = self.calls.get(&handle) else {
+            let _ = self.endpoint.answer_reinvite(now, handle, Err(481));
+            return;
         };
-        let (Some((ip, port, session_id, version)), Some(offer)) = (local_media, offer) else {
-            let _ = self.endpoint.answer_reinvite(now, handle, Err(488));
+        let (ip, port, session_id, version) = (
+            call.local_ip,
+            call.port,
+            call.sdp_session,
+            call.sdp_version + 1,
+        );
+        let Some(offer) = offer else {
+            // An offerless re-INVITE (often a session refresh): offer what we have, unchanged, with the same
+            // o= version (RFC 3264 §8); the peer's answer comes in the ACK.
+            let current = sdp_text(&call.negotiated.answer);
+            let _ = self.endpoint.answer_reinvite(now, handle, Ok(current));
             return;
         };
         let negotiated =
@@ -391,6 +408,8 @@ impl Controller {
             let Some(call) = self.calls.get_mut(&handle) else {
                 return;
             };
+            // The o= version moves by exactly one per new description we send (RFC 3264 §8).
+            call.sdp_version = version;
             let held = !negotiated.direction.can_send();
             call.record.timeline.push(TimelineEvent {
                 at_ms: ms_since(call.arrived, now),
@@ -439,10 +458,16 @@ impl Controller {
         });
         call.phase = Phase::Ending;
         drop(_g);
-        if call.media_running {
-            self.media
+        // If the media thread is gone its sockets went with it: finish without waiting for `Removed`.
+        let removing = call.media_running
+            && self
+                .media
                 .send(handle.0, MediaCommand::Remove { key: handle.0 });
-        } else {
+        if !removing {
+            if call.media_running {
+                self.ports.release(call.port);
+                self.media.forget(handle.0);
+            }
             self.finish(handle);
         }
     }

@@ -4,7 +4,7 @@
 //! dialog engine react, play the next prompt frame, send it, and hand the stereo frame to the recorder. Nothing
 //! here blocks on disk or on other calls: the only cross-thread paths are bounded or non-blocking queues.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::net::UdpSocket;
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ use voxgate_media::clock::MediaClock;
 use voxgate_media::dtmf::{DtmfEvent, DtmfSource, DtmfUnifier, GoertzelDetector, InbandDtmf};
 use voxgate_media::player::{PlayerTick, PromptCache, PromptPlayer, Source};
 use voxgate_media::recorder::CallRecorder;
-use voxgate_media::session::{AudioStatus, RtpSession, SessionConfig, SessionStats};
+use voxgate_media::session::{Direction, RtpSession, SessionConfig, SessionStats};
 use voxgate_media::{readout, Frame, FRAME_SAMPLES};
 
 use crate::metrics::Metrics;
@@ -31,6 +31,8 @@ const RECORDER_DELAY_FRAMES: usize = 10;
 /// Frames masked after an RFC 4733 / INFO digit is reported: the key press's tone, when the trunk also
 /// sends it in-band, lasts about this long; in-band detections are masked precisely instead.
 const DTMF_MASK_AFTER: u64 = 15;
+/// Longest key press we believe; longer claimed durations (INFO, RFC 4733) are clamped.
+const MAX_DTMF_MS: u32 = 10_000;
 /// Frames of guard masked around an in-band tone's detected edges.
 const INBAND_GUARD: u64 = 2;
 
@@ -227,7 +229,7 @@ impl MediaLoop {
                 duration_ms,
             } => {
                 if let Some(call) = self.calls.iter_mut().find(|c| c.key == key) {
-                    call.pending_info.push((digit, duration_ms));
+                    call.pending_info.push_back((digit, duration_ms));
                 }
             }
             MediaCommand::Remove { key } => {
@@ -240,9 +242,32 @@ impl MediaLoop {
         }
     }
 
+    /// One tick for every call. A call whose tick panics (a bug, never input we expect) is dropped on its
+    /// own, with a hang-up, instead of taking the thread and every other call on it down.
     fn tick(&mut self, now: Instant) {
-        for call in &mut self.calls {
-            call.tick(now, &mut self.scratch, &self.shared);
+        let mut i = 0;
+        while i < self.calls.len() {
+            let (call, scratch, shared) = (&mut self.calls[i], &mut self.scratch, &self.shared);
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                call.tick(now, scratch, shared)
+            }));
+            if ok.is_ok() {
+                i += 1;
+                continue;
+            }
+            let call = self.calls.swap_remove(i);
+            tracing::error!(call_id = %call.call_id, "media processing failed for this call; hanging it up");
+            let _ = self.shared.events.send(MediaEvent::Hangup {
+                key: call.key,
+                cause: "media_fault",
+            });
+            let (key, port) = (call.key, call.ports.port);
+            drop(call);
+            let _ = self.shared.events.send(MediaEvent::Removed {
+                key,
+                port,
+                stats: serde_json::Value::Null,
+            });
         }
     }
 
@@ -270,13 +295,17 @@ struct MediaCall {
     /// The in-band key press in progress: digit, when it was reported, first frame of its tone.
     inband_active: Option<(char, Instant, u64)>,
     unifier: DtmfUnifier,
-    pending_info: Vec<(char, u32)>,
+    pending_info: VecDeque<(char, u32)>,
     recorder: Option<CallRecorder>,
     rec_chunk: Vec<i16>,
     rec_chunk_first: u64,
     rec_frames: u64,
     started: Instant,
     last_rx: Instant,
+    /// RTP + RTCP packets accepted so far, to notice traffic without looking at every packet.
+    rx_seen: u64,
+    /// Either side has put the call on hold: silence is expected, so the RTP timeout is suspended.
+    held: bool,
     no_packet_timeout: Option<Duration>,
     max_duration: Duration,
     may_send: bool,
@@ -302,6 +331,7 @@ impl MediaCall {
             inband_dtmf,
         } = new;
         let may_send = session.direction.may_send();
+        let held = session.direction != Direction::SendRecv;
         let session = match RtpSession::new(session, now) {
             Ok(s) => s,
             Err(e) => return Err((key, ports.port, e)),
@@ -321,13 +351,15 @@ impl MediaCall {
             goertzel: inband_dtmf.then(GoertzelDetector::default),
             inband_active: None,
             unifier: DtmfUnifier::default(),
-            pending_info: Vec::with_capacity(4),
+            pending_info: VecDeque::with_capacity(4),
             recorder,
             rec_chunk: shared.recordings.buffer(),
             rec_chunk_first: 0,
             rec_frames: 0,
             started: now,
             last_rx: now,
+            rx_seen: 0,
+            held,
             no_packet_timeout,
             max_duration,
             may_send,
@@ -341,6 +373,8 @@ impl MediaCall {
 
     fn update(&mut self, cfg: SessionConfig, now: Instant, shared: &MediaShared) {
         let may_send = cfg.direction.may_send();
+        self.held = cfg.direction != Direction::SendRecv;
+        self.last_rx = now;
         if let Err(e) = self.session.update(cfg, now) {
             tracing::warn!(call_id = %self.call_id, error = %e, "re-INVITE session update failed");
             return;
@@ -376,14 +410,11 @@ impl MediaCall {
         self.drain_sockets(now, s);
 
         // Caller audio and digits.
-        let status = self.session.poll_audio(now, &mut s.caller);
-        if !matches!(status, AudioStatus::Silence) {
-            self.last_rx = now;
-        }
+        self.session.poll_audio(now, &mut s.caller);
         while let Some(ev) = self.session.poll_dtmf() {
             self.offer_digit(now, ev, shared);
         }
-        while let Some((digit, duration_ms)) = self.pending_info.pop() {
+        while let Some((digit, duration_ms)) = self.pending_info.pop_front() {
             let ev = DtmfEvent {
                 digit,
                 source: DtmfSource::SipInfo,
@@ -434,6 +465,15 @@ impl MediaCall {
         self.record(s, shared);
 
         if let Some(limit) = self.no_packet_timeout {
+            // Once a second is plenty for a timeout measured in seconds.
+            if self.frames % 50 == 0 {
+                let st = self.session.stats();
+                let rx = st.packets_received + st.rtcp_received;
+                if rx != self.rx_seen || self.held {
+                    self.rx_seen = rx;
+                    self.last_rx = now;
+                }
+            }
             if now.duration_since(self.last_rx) > limit {
                 self.request_hangup("rtp_timeout", shared);
             }
@@ -511,7 +551,9 @@ impl MediaCall {
     }
 
     /// Passes a digit from any source through the unifier; a new key press goes to the dialog.
-    fn offer_digit(&mut self, now: Instant, ev: DtmfEvent, shared: &MediaShared) {
+    fn offer_digit(&mut self, now: Instant, mut ev: DtmfEvent, shared: &MediaShared) {
+        // Durations come from the network: a real key press is well under this.
+        ev.duration_ms = ev.duration_ms.min(MAX_DTMF_MS);
         if ev.source != DtmfSource::InBand {
             // The trunk may send the tone in the audio as well: mask around the report.
             let this_frame = self.frames.saturating_sub(1);
@@ -660,11 +702,10 @@ impl MediaCall {
             shared.recordings.close(self.key);
         }
         let stats = stats_json(&self.session.stats());
-        let _ = shared.events.send(MediaEvent::Removed {
-            key: self.key,
-            port: self.ports.port,
-            stats,
-        });
+        let (key, port) = (self.key, self.ports.port);
+        // Close the sockets before the port number goes back to the pool, so it can be bound again at once.
+        drop(self);
+        let _ = shared.events.send(MediaEvent::Removed { key, port, stats });
     }
 }
 
@@ -720,16 +761,44 @@ impl MediaPool {
         }
     }
 
-    pub fn add(&mut self, call: NewCall) {
-        let Some((idx, _)) = self.load.iter().enumerate().min_by_key(|(_, l)| **l) else {
-            return;
-        };
-        let key = call.key;
-        if let Some(t) = self.threads.get(idx) {
-            if t.commands.send(MediaCommand::Add(Box::new(call))).is_ok() {
-                self.owner.insert(key, idx);
-                if let Some(l) = self.load.get_mut(idx) {
-                    *l += 1;
+    /// Hands the call to the least-loaded live thread. A thread found dead is never chosen again; when none
+    /// is left the call comes back so its ports can be released.
+    pub fn add(&mut self, call: NewCall) -> Result<(), Box<NewCall>> {
+        let mut cmd = MediaCommand::Add(Box::new(call));
+        loop {
+            let Some((idx, _)) = self
+                .load
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| **l != usize::MAX)
+                .min_by_key(|(_, l)| **l)
+            else {
+                return match cmd {
+                    MediaCommand::Add(call) => Err(call),
+                    _ => Ok(()),
+                };
+            };
+            let Some(t) = self.threads.get(idx) else {
+                return Ok(());
+            };
+            let key = match &cmd {
+                MediaCommand::Add(c) => c.key,
+                _ => return Ok(()),
+            };
+            match t.commands.send(cmd) {
+                Ok(()) => {
+                    self.owner.insert(key, idx);
+                    if let Some(l) = self.load.get_mut(idx) {
+                        *l += 1;
+                    }
+                    return Ok(());
+                }
+                Err(crossbeam_channel::SendError(back)) => {
+                    tracing::error!(thread = idx, "media thread is gone; not using it again");
+                    if let Some(l) = self.load.get_mut(idx) {
+                        *l = usize::MAX;
+                    }
+                    cmd = back;
                 }
             }
         }
@@ -745,7 +814,7 @@ impl MediaPool {
     /// The call left its thread (reported by [`MediaEvent::Removed`]).
     pub fn forget(&mut self, key: u64) {
         if let Some(idx) = self.owner.remove(&key) {
-            if let Some(l) = self.load.get_mut(idx) {
+            if let Some(l) = self.load.get_mut(idx).filter(|l| **l != usize::MAX) {
                 *l = l.saturating_sub(1);
             }
         }

@@ -39,20 +39,19 @@ impl PortPool {
         }
     }
 
-    /// Binds the next free pair; ports that something else on the box holds are skipped (and dropped from the
-    /// pool for this run, since another program owns them).
+    /// Binds the next free pair. A pair something else on the box holds is skipped and goes to the back of
+    /// the queue, to be tried again later.
     pub fn allocate(&mut self) -> Result<PortPair, PortError> {
         for _ in 0..self.free.len() {
             let Some(port) = self.free.pop_front() else {
                 break;
             };
-            let rtp = match UdpSocket::bind(SocketAddr::new(self.bind, port)) {
-                Ok(s) => s,
-                Err(_) => continue,
-            };
-            let rtcp = match UdpSocket::bind(SocketAddr::new(self.bind, port + 1)) {
-                Ok(s) => s,
-                Err(_) => continue,
+            let pair = UdpSocket::bind(SocketAddr::new(self.bind, port)).and_then(|rtp| {
+                UdpSocket::bind(SocketAddr::new(self.bind, port + 1)).map(|rtcp| (rtp, rtcp))
+            });
+            let Ok((rtp, rtcp)) = pair else {
+                self.free.push_back(port);
+                continue;
             };
             if rtp.set_nonblocking(true).is_err() || rtcp.set_nonblocking(true).is_err() {
                 self.free.push_back(port);
@@ -104,5 +103,8 @@ mod tests {
         let b = pool.allocate().unwrap();
         assert_eq!((a.port, b.port), (41102, 41104));
         assert!(matches!(pool.allocate(), Err(PortError::Exhausted { .. })));
+        // Once the other program lets go, the pair is usable again.
+        drop(_squatter);
+        assert_eq!(pool.allocate().unwrap().port, 41100);
     }
 }

@@ -1,14 +1,17 @@
 //! The recording writer: one thread that owns every open WAV file, so media threads never touch the disk.
 //!
-//! Media threads hand over chunks of interleaved stereo frames through a bounded queue. When the queue is full
-//! the chunk is dropped and counted; the writer fills the gap with silence from the chunk's frame index, so the
-//! two channels and the call timeline stay aligned even under overload.
+//! Media threads hand over chunks of interleaved stereo frames through one queue, so opens, data and closes
+//! stay in order, and never wait on it: audio chunks are bounded by a counter (when `queue_chunks` are
+//! waiting, a new chunk is dropped and counted, and the writer fills the gap with silence from the next
+//! chunk's frame index, so both channels stay aligned with the call's timeline); opens and closes are tiny
+//! and always queued.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use voxgate_media::wav::StereoWavWriter;
 
 use crate::metrics::Metrics;
@@ -40,11 +43,12 @@ pub struct RecordingSink {
     tx: Sender<RecMsg>,
     recycled: Receiver<Vec<i16>>,
     metrics: Arc<Metrics>,
+    queued_chunks: Arc<AtomicUsize>,
+    max_chunks: usize,
 }
 
 impl RecordingSink {
     pub fn open(&self, key: u64, path: PathBuf) {
-        // Open/close must not be lost; the queue is sized so this only waits under extreme overload.
         let _ = self.tx.send(RecMsg::Open { key, path });
     }
 
@@ -59,18 +63,22 @@ impl RecordingSink {
             .unwrap_or_else(|_| Vec::with_capacity(CHUNK_FRAMES * STEREO_FRAME))
     }
 
-    /// Never blocks: a full queue drops the chunk (the writer pads the gap with silence).
+    /// Never blocks: with the writer `max_chunks` behind, the chunk is dropped (the writer pads the gap).
     pub fn submit(&self, key: u64, first_frame: u64, samples: Vec<i16>) {
         let frames = (samples.len() / STEREO_FRAME) as u64;
-        match self.tx.try_send(RecMsg::Data {
+        if self.queued_chunks.fetch_add(1, Ordering::AcqRel) >= self.max_chunks {
+            self.queued_chunks.fetch_sub(1, Ordering::AcqRel);
+            Metrics::add(&self.metrics.recording_frames_dropped_total, frames);
+            return;
+        }
+        let sent = self.tx.send(RecMsg::Data {
             key,
             first_frame,
             samples,
-        }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                Metrics::add(&self.metrics.recording_frames_dropped_total, frames);
-            }
+        });
+        if sent.is_err() {
+            self.queued_chunks.fetch_sub(1, Ordering::AcqRel);
+            Metrics::add(&self.metrics.recording_frames_dropped_total, frames);
         }
     }
 }
@@ -86,22 +94,26 @@ pub fn spawn_writer(
     metrics: Arc<Metrics>,
     queue_chunks: usize,
 ) -> std::io::Result<(RecordingSink, std::thread::JoinHandle<()>)> {
-    let (tx, rx) = crossbeam_channel::bounded::<RecMsg>(queue_chunks);
+    let (tx, rx) = crossbeam_channel::unbounded::<RecMsg>();
     let (recycle_tx, recycle_rx) = crossbeam_channel::bounded::<Vec<i16>>(queue_chunks);
+    let queued_chunks = Arc::new(AtomicUsize::new(0));
+    let writer_count = queued_chunks.clone();
     let handle = std::thread::Builder::new()
         .name("recording".into())
-        .spawn(move || writer_loop(rx, recycle_tx))?;
+        .spawn(move || writer_loop(rx, recycle_tx, &writer_count))?;
     Ok((
         RecordingSink {
             tx,
             recycled: recycle_rx,
             metrics,
+            queued_chunks,
+            max_chunks: queue_chunks,
         },
         handle,
     ))
 }
 
-fn writer_loop(rx: Receiver<RecMsg>, recycle: Sender<Vec<i16>>) {
+fn writer_loop(rx: Receiver<RecMsg>, recycle: Sender<Vec<i16>>, queued_chunks: &AtomicUsize) {
     let silence = [0i16; STEREO_FRAME];
     let mut files: HashMap<u64, OpenFile> = HashMap::new();
     for msg in rx {
@@ -126,6 +138,7 @@ fn writer_loop(rx: Receiver<RecMsg>, recycle: Sender<Vec<i16>>) {
                 first_frame,
                 mut samples,
             } => {
+                queued_chunks.fetch_sub(1, Ordering::AcqRel);
                 if let Some(f) = files.get_mut(&key) {
                     let mut ok = true;
                     while ok && f.frames_written < first_frame {

@@ -20,6 +20,13 @@ use crate::media_engine::MediaEvent;
 
 /// Largest SIP datagram we accept (RFC 3261 §18.1.1 suggests staying under MTU; trunks do send up to ~4 KiB).
 const MAX_DATAGRAM: usize = 65_535;
+/// TCP connections served at once; a trunk needs a handful, so this only bounds abuse.
+const MAX_TCP_CONNECTIONS: usize = 1024;
+/// A TCP connection with no bytes for this long is closed (trunks send CRLF keep-alives far more often).
+const TCP_IDLE: Duration = Duration::from_secs(600);
+/// Framing limits per TCP message: SDP and SIP-I bodies are a few KiB.
+const TCP_MAX_HEAD: usize = 64 * 1024;
+const TCP_MAX_BODY: usize = 128 * 1024;
 
 enum NetInput {
     Datagram {
@@ -215,10 +222,20 @@ async fn udp_reader(local: SocketAddr, sock: Arc<UdpSocket>, tx: mpsc::Sender<Ne
 }
 
 async fn tcp_acceptor(local: SocketAddr, listener: TcpListener, tx: mpsc::Sender<NetInput>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_TCP_CONNECTIONS));
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
-                tokio::spawn(tcp_connection(local, remote, stream, tx.clone()));
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%remote, "too many SIP TCP connections; refusing");
+                    drop(stream);
+                    continue;
+                };
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    tcp_connection(local, remote, stream, tx).await;
+                    drop(permit);
+                });
             }
             Err(e) => {
                 tracing::warn!(%local, error = %e, "TCP accept failed");
@@ -251,12 +268,16 @@ async fn tcp_connection(
             }
         }
     });
-    let mut decoder = StreamDecoder::new();
+    let mut decoder = StreamDecoder::with_limits(TCP_MAX_HEAD, TCP_MAX_BODY);
     let mut buf = vec![0u8; 16 * 1024];
     'read: loop {
-        let n = match rd.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let n = match tokio::time::timeout(TCP_IDLE, rd.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => n,
+            Err(_) => {
+                tracing::debug!(%remote, "closing idle SIP TCP connection");
+                break;
+            }
         };
         decoder.push(buf.get(..n).unwrap_or(&[]));
         loop {

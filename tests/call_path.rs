@@ -412,3 +412,28 @@ fn inband_digit_is_detected_and_masked_in_the_recording() {
         "our prompts missing from the recording"
     );
 }
+
+#[test]
+fn offerless_reinvite_session_refresh_keeps_the_call() {
+    let vg = Voxgate::start("refresh");
+    let out = vg.sipp("uac_refresh.xml", &["-m", "1"]);
+    assert!(out.status.success(), "offerless re-INVITE was not answered with our SDP");
+    let calls = vg.wait_ended_calls(1, Duration::from_secs(10));
+    assert_eq!(calls[0]["end_reason"], "remote_bye", "{:#}", calls[0]);
+}
+
+#[test]
+fn silent_call_ends_on_rtp_timeout_but_held_call_does_not() {
+    let vg = Voxgate::start_with("rtptimeout", |c| c.set("media", "no_packet_timeout_secs", "2"));
+    // sipp sends no RTP at all: voxgate hangs up after 2 s.
+    let out = vg.sipp("uac_wait_bye.xml", &["-m", "1"]);
+    assert!(out.status.success(), "voxgate did not hang up a silent call");
+    let calls = vg.wait_ended_calls(1, Duration::from_secs(10));
+    assert_eq!(calls[0]["end_reason"], "rtp_timeout", "{:#}", calls[0]);
+    // Put on hold (inactive) and silent for 5 s: no timeout; the caller hangs up.
+    let out = vg.sipp("uac_hold_silent.xml", &["-m", "1"]);
+    assert!(out.status.success(), "a held call was hung up");
+    let calls = vg.wait_ended_calls(2, Duration::from_secs(10));
+    let held = calls.iter().find(|c| c["end_reason"] != "rtp_timeout").expect("held call");
+    assert_eq!(held["end_reason"], "remote_bye", "{held:#}");
+}

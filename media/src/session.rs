@@ -23,6 +23,7 @@ use crate::rtcp::{
 use crate::rtp::{is_rtcp, parse_rtp, write_rtp_header, RtpHeader, RtpParseError, RTP_HEADER_LEN};
 use crate::Frame;
 
+mod latch;
 #[cfg(test)]
 mod netem;
 #[cfg(test)]
@@ -229,7 +230,7 @@ pub struct RtpSession {
     rx_stats: ReceptionStats,
     remote_ssrc: Option<u32>,
     dtmf_rx: Rfc4733Receiver,
-    latched: Option<SocketAddr>,
+    latch: latch::SourceLatch,
     rtcp_latched: Option<SocketAddr>,
     // Send side.
     seq: u16,
@@ -260,7 +261,7 @@ impl std::fmt::Debug for RtpSession {
             .field("codec", &self.cfg.codec)
             .field("direction", &self.cfg.direction)
             .field("remote_ssrc", &self.remote_ssrc)
-            .field("latched", &self.latched)
+            .field("latched", &self.latch.latched())
             .finish_non_exhaustive()
     }
 }
@@ -322,7 +323,7 @@ impl RtpSession {
             rx_stats: ReceptionStats::new(),
             remote_ssrc: None,
             dtmf_rx: Rfc4733Receiver::new(clock),
-            latched: None,
+            latch: latch::SourceLatch::new(cfg.remote_rtp),
             rtcp_latched: None,
             seq: cfg.initial_seq,
             ts: cfg.initial_ts,
@@ -377,7 +378,7 @@ impl RtpSession {
     }
 
     fn rtp_destination(&self) -> Option<SocketAddr> {
-        self.latched.or(self.cfg.remote_rtp)
+        self.latch.latched().or(self.cfg.remote_rtp)
     }
 
     fn rtcp_destination(&self) -> Option<SocketAddr> {
@@ -389,10 +390,10 @@ impl RtpSession {
         })
     }
 
-    /// A datagram arrived on the RTP socket. Latching: the first valid RTP packet's
-    /// source becomes the send address (symmetric RTP, NAT-friendly); once latched,
-    /// packets from other sources are ignored and counted. RTCP multiplexed on the RTP
-    /// port (RFC 5761) is recognised and handled as RTCP.
+    /// A datagram arrived on the RTP socket. Latching (symmetric RTP, NAT-friendly): the
+    /// SDP's IP is believed at once, any other source only after a run of consistent packets
+    /// while the current one is quiet (see [`latch`]); rejected packets are counted. RTCP
+    /// multiplexed on the RTP port (RFC 5761) is recognised and handled as RTCP.
     pub fn handle_rtp(
         &mut self,
         now: Instant,
@@ -412,15 +413,9 @@ impl RtpSession {
             self.stats.unknown_payload_type += 1;
             return Err(RtpError::UnknownPayloadType(pt));
         }
-        if self.cfg.symmetric_latching {
-            match self.latched {
-                None => self.latched = Some(src),
-                Some(a) if a != src => {
-                    self.stats.foreign_source_drops += 1;
-                    return Ok(());
-                }
-                Some(_) => {}
-            }
+        if self.cfg.symmetric_latching && !self.latch.accept(now, src, h.ssrc) {
+            self.stats.foreign_source_drops += 1;
+            return Ok(());
         }
         self.stats.packets_received += 1;
         self.stats.bytes_received += pkt.payload.len() as u64;
@@ -468,12 +463,12 @@ impl RtpSession {
         muxed: bool,
     ) -> Result<(), RtpError> {
         if self.cfg.symmetric_latching {
-            let latch = if muxed {
-                self.latched
-            } else {
-                self.rtcp_latched
+            let accepted = match (muxed, self.rtcp_latched) {
+                (true, _) => self.latch.latched() == Some(src),
+                (false, Some(a)) => a == src,
+                (false, None) => self.latch.accepts_rtcp_from(src),
             };
-            if latch.is_some_and(|a| a != src) {
+            if !accepted {
                 self.stats.foreign_source_drops += 1;
                 return Ok(());
             }
@@ -901,7 +896,7 @@ impl RtpSession {
             }
         }
         if cfg.remote_rtp != self.cfg.remote_rtp {
-            self.latched = None;
+            self.latch = latch::SourceLatch::new(cfg.remote_rtp);
             self.rtcp_latched = None;
         }
         if cfg.remote_rtcp != self.cfg.remote_rtcp {
@@ -926,7 +921,7 @@ impl RtpSession {
         s.duplicate = jb.duplicate;
         s.concealed = jb.concealed + self.stats.decode_errors;
         s.jitter_ms = self.rx_stats.jitter() * 1000.0 / f64::from(self.clock_rate());
-        s.latched_remote = self.latched;
+        s.latched_remote = self.latch.latched();
         s.jitter_buffer = jb;
         s
     }

@@ -360,7 +360,8 @@ fn latching_follows_nat_source_and_ignores_foreign_packets() {
     // B is behind NAT: its packets arrive from a different address than its SDP says.
     let nat = addr("192.0.2.7:61000");
     h.b.wire_rtp = nat;
-    h.run(200);
+    // An unexpected source is believed after a run of consistent packets; then let the buffer settle.
+    h.run(600);
     assert_eq!(h.a.sess.stats().latched_remote, Some(nat));
     // A now sends to the NAT address, not to the SDP address.
     let mut buf = [0u8; 300];
@@ -645,17 +646,20 @@ fn no_remote_means_no_send_but_time_advances() {
         assert!(s.send_audio(t, &[0; 160], &mut buf).is_none());
     }
     assert!(s.poll_rtcp(t + Duration::from_secs(30), &mut buf).is_none());
-    // The peer's first packet latches the destination; timestamps kept running.
-    let h = RtpHeader {
-        marker: true,
-        payload_type: 0,
-        sequence: 1,
-        timestamp: 1,
-        ssrc: 5,
-    };
-    let n = build_rtp(&h, &[0xFF; 160], &mut buf).expect("build");
+    // With no address in the SDP, a source is believed after a run of consistent packets;
+    // timestamps kept running meanwhile.
     let peer = addr("198.51.100.1:30000");
-    s.handle_rtp(t, peer, &buf[..n]).expect("rtp");
+    for i in 0..super::latch::CONFIRM_PACKETS {
+        let h = RtpHeader {
+            marker: i == 0,
+            payload_type: 0,
+            sequence: 1 + i as u16,
+            timestamp: 1 + 160 * i,
+            ssrc: 5,
+        };
+        let n = build_rtp(&h, &[0xFF; 160], &mut buf).expect("build");
+        s.handle_rtp(t, peer, &buf[..n]).expect("rtp");
+    }
     let (dest, len) = s.send_audio(t, &[0; 160], &mut buf).expect("now sending");
     assert_eq!(dest, peer);
     let p = parse_rtp(&buf[..len]).expect("rtp");
