@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use voxgate_config::Config;
 use voxgate_dialog::MenuConfig;
 use voxgate_media::codec::CodecKind;
+use voxgate_media::rtcp::SplitMix64;
 use voxgate_media::session::SessionConfig;
 use voxgate_qa::{CallRecord, TimelineEvent};
 use voxgate_sip::endpoint::{CallHandle, EndReason, Endpoint, Event, IncomingCall, Transport};
@@ -102,7 +103,8 @@ pub struct Controller {
     media: MediaPool,
     store: StoreHandle,
     metrics: Arc<Metrics>,
-    rng: SplitMix,
+    /// SSRCs, sequence numbers and SDP session ids must differ per call (RFC 3550 §5.1); not cryptographic.
+    rng: SplitMix64,
 }
 
 impl Controller {
@@ -123,7 +125,7 @@ impl Controller {
             media,
             store,
             metrics,
-            rng: SplitMix(seed),
+            rng: SplitMix64::new(seed),
         }
     }
 
@@ -212,7 +214,7 @@ impl Controller {
                 return;
             }
         };
-        let sdp_session = self.rng.next() >> 2;
+        let sdp_session = self.rng.next_u64() >> 2;
         let sdp_version = 1;
         let local = self.local_media(local_ip, ports.port, sdp_session, sdp_version);
         let negotiated = match sdp::negotiate(offer, &local) {
@@ -596,7 +598,7 @@ impl Controller {
 fn session_config(
     n: &Negotiated,
     cfg: &ControllerConfig,
-    rng: &mut SplitMix,
+    rng: &mut SplitMix64,
     call_id: &str,
 ) -> SessionConfig {
     SessionConfig {
@@ -611,9 +613,9 @@ fn session_config(
         remote_rtcp: n.remote_rtcp,
         ptime_ms: n.ptime_ms,
         direction: direction(n.direction),
-        ssrc: rng.next() as u32,
-        initial_seq: rng.next() as u16,
-        initial_ts: rng.next() as u32,
+        ssrc: rng.next_u64() as u32,
+        initial_seq: rng.next_u64() as u16,
+        initial_ts: rng.next_u64() as u32,
         cname: format!("voxgate-{}", sanitize(call_id)),
         symmetric_latching: true,
         jitter_min: cfg.jitter_min,
@@ -666,19 +668,6 @@ fn sanitize(s: &str) -> String {
         })
         .take(64)
         .collect()
-}
-
-/// SSRCs and sequence numbers must be unpredictable per call (RFC 3550 §5.1); not cryptographic.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::net::{TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{read_wav, rms_dbfs, Voxgate};
+use common::{rms_dbfs, Voxgate};
 use serde_json::Value;
 
 fn timeline_kinds(rec: &Value) -> Vec<String> {
@@ -34,10 +34,7 @@ fn has_event(rec: &Value, prefix: &str) -> bool {
 #[test]
 fn basic_call_is_answered_played_recorded_and_stored() {
     let vg = Voxgate::start("basic");
-    let out = vg.sipp("uac_basic.xml", &["-m", "1"]);
-    assert!(out.status.success(), "sipp basic call failed");
-    let calls = vg.wait_ended_calls(1, Duration::from_secs(10));
-    let rec = &calls[0];
+    let rec = vg.one_call("uac_basic.xml", &[]);
     assert_eq!(rec["end_reason"], "remote_bye", "{rec:#}");
     assert_eq!(rec["codec"], "PCMU");
     assert_eq!(rec["transport"], "udp");
@@ -46,31 +43,22 @@ fn basic_call_is_answered_played_recorded_and_stored() {
         .unwrap_or("")
         .contains("+15550100001"));
     assert!(!rec["answered_at_ms"].is_null());
-    assert!(has_event(rec, "answered"), "{:?}", timeline_kinds(rec));
+    assert!(has_event(&rec, "answered"), "{:?}", timeline_kinds(&rec));
     assert!(
-        has_event(rec, "prompt greeting"),
+        has_event(&rec, "prompt greeting"),
         "{:?}",
-        timeline_kinds(rec)
+        timeline_kinds(&rec)
     );
     assert!(rec["media_stats"].is_object(), "{rec:#}");
 
     // The recording is served over HTTP, is 8 kHz stereo, and its right channel carries the greeting.
-    let id = rec["id"].as_i64().expect("id");
-    let (status, wav) = vg
-        .try_get(&format!("/api/v1/calls/{id}/recording"))
-        .expect("GET recording");
-    assert_eq!(status, 200);
-    let path = vg.dir.join("fetched.wav");
-    std::fs::write(&path, &wav).expect("write wav");
-    let (rate, channels, samples) = read_wav(&path);
+    let (rate, channels, left, right) = vg.recording(&rec);
     assert_eq!((rate, channels), (8000, 2));
-    let secs = samples.len() as f64 / 2.0 / 8000.0;
+    let secs = left.len() as f64 / 8000.0;
     assert!(
         (2.0..6.0).contains(&secs),
         "recording lasts {secs:.2} s for a 3 s call"
     );
-    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
-    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
     assert!(
         rms_dbfs(&right) > -35.0,
         "greeting missing from recording: {:.1} dBFS",
@@ -88,21 +76,17 @@ fn basic_call_is_answered_played_recorded_and_stored() {
 #[test]
 fn tcp_transport_call() {
     let vg = Voxgate::start("tcp");
-    let out = vg.sipp("uac_basic.xml", &["-m", "1", "-t", "t1"]);
-    assert!(out.status.success(), "sipp TCP call failed");
-    let calls = vg.wait_ended_calls(1, Duration::from_secs(10));
-    assert_eq!(calls[0]["transport"], "tcp");
-    assert_eq!(calls[0]["end_reason"], "remote_bye");
+    let rec = vg.one_call("uac_basic.xml", &["-t", "t1"]);
+    assert_eq!(rec["transport"], "tcp");
+    assert_eq!(rec["end_reason"], "remote_bye");
 }
 
 #[test]
 fn cancel_while_ringing_gets_487() {
     let vg = Voxgate::start_with("cancel", |c| c.set("call", "answer_delay_ms", "3000"));
-    let out = vg.sipp("uac_cancel.xml", &["-m", "1"]);
-    assert!(out.status.success(), "sipp CANCEL scenario failed");
-    let calls = vg.wait_ended_calls(1, Duration::from_secs(10));
-    assert_eq!(calls[0]["end_reason"], "cancelled", "{:#}", calls[0]);
-    assert!(calls[0]["answered_at_ms"].is_null());
+    let rec = vg.one_call("uac_cancel.xml", &[]);
+    assert_eq!(rec["end_reason"], "cancelled", "{:#}", rec);
+    assert!(rec["answered_at_ms"].is_null());
 }
 
 #[test]
@@ -116,11 +100,8 @@ fn options_keepalive_and_unsupported_methods() {
 #[test]
 fn reinvite_hold_and_resume() {
     let vg = Voxgate::start("hold");
-    let out = vg.sipp("uac_hold.xml", &["-m", "1"]);
-    assert!(out.status.success(), "sipp hold/resume failed");
-    let calls = vg.wait_ended_calls(1, Duration::from_secs(10));
-    let rec = &calls[0];
-    let kinds = timeline_kinds(rec);
+    let rec = vg.one_call("uac_hold.xml", &[]);
+    let kinds = timeline_kinds(&rec);
     assert!(kinds.iter().any(|k| k == "reinvite PCMU hold"), "{kinds:?}");
     assert!(
         kinds.iter().any(|k| k == "reinvite PCMU active"),
@@ -139,10 +120,8 @@ fn reinvite_hold_and_resume() {
 #[test]
 fn no_common_codec_gets_488() {
     let vg = Voxgate::start("488");
-    let out = vg.sipp("uac_488.xml", &["-m", "1"]);
-    assert!(out.status.success(), "G.729-only offer did not get 488");
-    let calls = vg.wait_ended_calls(1, Duration::from_secs(10));
-    assert_eq!(calls[0]["end_reason"], "rejected_488", "{:#}", calls[0]);
+    let rec = vg.one_call("uac_488.xml", &[]);
+    assert_eq!(rec["end_reason"], "rejected_488", "{:#}", rec);
 }
 
 #[test]
@@ -157,38 +136,21 @@ fn ipv6_call() {
     });
     let out = vg.sipp_v6("uac_basic.xml", &["-m", "1"]);
     assert!(out.status.success(), "sipp IPv6 call failed");
-    let calls = vg.wait_ended_calls(1, Duration::from_secs(10));
-    assert_eq!(calls[0]["end_reason"], "remote_bye");
-    assert!(
-        calls[0]["remote_addr"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("[::1]"),
-        "{:#}",
-        calls[0]
-    );
-    let id = calls[0]["id"].as_i64().expect("id");
-    let (status, wav) = vg
-        .try_get(&format!("/api/v1/calls/{id}/recording"))
-        .expect("recording");
-    assert_eq!(status, 200);
-    let path = vg.dir.join("v6.wav");
-    std::fs::write(&path, wav).expect("write");
-    let (_, _, samples) = read_wav(&path);
-    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    let rec = vg.wait_ended_calls(1, Duration::from_secs(10)).remove(0);
+    assert_eq!(rec["end_reason"], "remote_bye");
+    let remote = rec["remote_addr"].as_str().unwrap_or("");
+    assert!(remote.starts_with("[::1]"), "{rec:#}");
+    let (_, _, _, right) = vg.recording(&rec);
     assert!(rms_dbfs(&right) > -35.0, "no greeting over IPv6 media");
 }
 
 #[test]
 fn rfc4733_digit_drives_the_menu_and_voxgate_hangs_up() {
     let vg = Voxgate::start("dtmf4733");
-    let out = vg.sipp("uac_dtmf_4733.xml", &["-m", "1"]);
-    assert!(out.status.success(), "sipp RFC 4733 scenario failed");
-    let calls = vg.wait_ended_calls(1, Duration::from_secs(10));
-    let rec = &calls[0];
+    let rec = vg.one_call("uac_dtmf_4733.xml", &[]);
     assert_eq!(rec["digits"], "1", "{rec:#}");
     assert_eq!(rec["end_reason"], "completed", "{rec:#}");
-    let kinds = timeline_kinds(rec);
+    let kinds = timeline_kinds(&rec);
     assert!(kinds.iter().any(|k| k == "dtmf 1 via rfc4733"), "{kinds:?}");
     assert!(
         kinds.iter().any(|k| k == "menu_choice 1 balance"),
@@ -206,12 +168,9 @@ fn rfc4733_digit_drives_the_menu_and_voxgate_hangs_up() {
 #[test]
 fn sip_info_digit_is_one_event_stream_with_rtp_digits() {
     let vg = Voxgate::start("dtmfinfo");
-    let out = vg.sipp("uac_dtmf_info.xml", &["-m", "1"]);
-    assert!(out.status.success(), "sipp INFO scenario failed");
-    let calls = vg.wait_ended_calls(1, Duration::from_secs(10));
-    let rec = &calls[0];
+    let rec = vg.one_call("uac_dtmf_info.xml", &[]);
     assert_eq!(rec["digits"], "2", "{rec:#}");
-    assert!(timeline_kinds(rec)
+    assert!(timeline_kinds(&rec)
         .iter()
         .any(|k| k == "dtmf 2 via sip_info"));
     assert_eq!(rec["end_reason"], "completed");
@@ -392,21 +351,17 @@ fn inband_digit_is_detected_and_masked_in_the_recording() {
     let scenario = common::inband_scenario(&vg.dir, &pcap);
     let out = vg.sipp_file(&scenario, &["-m", "1"]);
     assert!(out.status.success(), "sipp in-band scenario failed");
-    let calls = vg.wait_ended_calls(1, Duration::from_secs(10));
-    let rec = &calls[0];
+    let rec = vg.wait_ended_calls(1, Duration::from_secs(10)).remove(0);
     assert_eq!(rec["digits"], "2", "{rec:#}");
-    let kinds = timeline_kinds(rec);
+    let kinds = timeline_kinds(&rec);
     assert!(kinds.iter().any(|k| k == "dtmf 2 via inband"), "{kinds:?}");
     assert_eq!(rec["end_reason"], "completed");
 
     // The caller channel carried nothing but the key press; masking must leave no trace of it.
-    let path = rec["recording_path"].as_str().expect("recording path");
-    let (_, channels, samples) = read_wav(&vg.dir.join(path));
+    let (_, channels, left, right) = vg.recording(&rec);
     assert_eq!(channels, 2);
-    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
     let peak = left.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
     assert!(peak < 200, "DTMF audible in recording: caller peak {peak}");
-    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
     assert!(
         rms_dbfs(&right) > -35.0,
         "our prompts missing from the recording"
@@ -416,24 +371,25 @@ fn inband_digit_is_detected_and_masked_in_the_recording() {
 #[test]
 fn offerless_reinvite_session_refresh_keeps_the_call() {
     let vg = Voxgate::start("refresh");
-    let out = vg.sipp("uac_refresh.xml", &["-m", "1"]);
-    assert!(out.status.success(), "offerless re-INVITE was not answered with our SDP");
-    let calls = vg.wait_ended_calls(1, Duration::from_secs(10));
-    assert_eq!(calls[0]["end_reason"], "remote_bye", "{:#}", calls[0]);
+    let rec = vg.one_call("uac_refresh.xml", &[]);
+    assert_eq!(rec["end_reason"], "remote_bye", "{:#}", rec);
 }
 
 #[test]
 fn silent_call_ends_on_rtp_timeout_but_held_call_does_not() {
-    let vg = Voxgate::start_with("rtptimeout", |c| c.set("media", "no_packet_timeout_secs", "2"));
+    let vg = Voxgate::start_with("rtptimeout", |c| {
+        c.set("media", "no_packet_timeout_secs", "2")
+    });
     // sipp sends no RTP at all: voxgate hangs up after 2 s.
-    let out = vg.sipp("uac_wait_bye.xml", &["-m", "1"]);
-    assert!(out.status.success(), "voxgate did not hang up a silent call");
-    let calls = vg.wait_ended_calls(1, Duration::from_secs(10));
-    assert_eq!(calls[0]["end_reason"], "rtp_timeout", "{:#}", calls[0]);
+    let rec = vg.one_call("uac_wait_bye.xml", &[]);
+    assert_eq!(rec["end_reason"], "rtp_timeout", "{rec:#}");
     // Put on hold (inactive) and silent for 5 s: no timeout; the caller hangs up.
     let out = vg.sipp("uac_hold_silent.xml", &["-m", "1"]);
     assert!(out.status.success(), "a held call was hung up");
     let calls = vg.wait_ended_calls(2, Duration::from_secs(10));
-    let held = calls.iter().find(|c| c["end_reason"] != "rtp_timeout").expect("held call");
+    let held = calls
+        .iter()
+        .find(|c| c["end_reason"] != "rtp_timeout")
+        .expect("held call");
     assert_eq!(held["end_reason"], "remote_bye", "{held:#}");
 }

@@ -174,6 +174,37 @@ impl Voxgate {
         }
     }
 
+    /// Runs one call of `scenario`, requires sipp to succeed, and returns the stored record once it ended.
+    pub fn one_call(&self, scenario: &str, sipp_args: &[&str]) -> Value {
+        let ended_before = self
+            .calls()
+            .iter()
+            .filter(|c| !c["ended_at_ms"].is_null())
+            .count();
+        let mut args = vec!["-m", "1"];
+        args.extend_from_slice(sipp_args);
+        let out = self.sipp(scenario, &args);
+        assert!(out.status.success(), "sipp {scenario} failed");
+        let mut calls = self.wait_ended_calls(ended_before + 1, Duration::from_secs(10));
+        calls.sort_by_key(|c| c["id"].as_i64());
+        calls.pop().expect("one call")
+    }
+
+    /// The stereo recording of a call as served by the API: (rate, channels, left, right).
+    pub fn recording(&self, rec: &Value) -> (u32, u16, Vec<i16>, Vec<i16>) {
+        let id = rec["id"].as_i64().expect("id");
+        let (status, wav) = self
+            .try_get(&format!("/api/v1/calls/{id}/recording"))
+            .expect("GET recording");
+        assert_eq!(status, 200, "recording of call {id}");
+        let path = self.dir.join(format!("call-{id}.wav"));
+        std::fs::write(&path, wav).expect("write wav");
+        let (rate, channels, samples) = read_wav(&path);
+        let left = samples.iter().step_by(2).copied().collect();
+        let right = samples.iter().skip(1).step_by(2).copied().collect();
+        (rate, channels, left, right)
+    }
+
     /// Runs a sipp scenario from `tests/sipp/` against this voxgate; returns sipp's output.
     pub fn sipp(&self, scenario: &str, args: &[&str]) -> Output {
         self.sipp_file(&repo().join("tests/sipp").join(scenario), args)
