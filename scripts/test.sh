@@ -8,4 +8,6 @@ source scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo test --workspace --no-fail-fast
+# Opus: the codec tests, and a real call with baresip negotiating Opus.
 cargo test -p voxgate-media --features opus
+cargo test --features opus --test baresip
