@@ -1139,6 +1139,13 @@ impl Endpoint {
         let bytes = resp.to_bytes();
         self.send_response_bytes(flow, bytes.clone());
         let Some(key) = key else { return };
+        // Out-of-dialog non-INVITE requests (OPTIONS pings, probes, junk) are answered statelessly, as
+        // proxies' stateless replies do: a retransmission simply gets the same answer again, and a flood
+        // leaves no transaction state behind to hold memory for 32 s and slow every timer scan.
+        let in_dialog = req.headers.to().ok().is_some_and(|to| to.tag().is_some());
+        if req.method != Method::Invite && !in_dialog {
+            return;
+        }
         let reliable = flow.transport.reliable();
         let mut tx = if req.method == Method::Invite {
             ServerTransaction::new_invite(reliable, self.config.timers)

@@ -462,6 +462,19 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
     assert!(r.headers.contains("Supported"));
     assert!(r.headers.to().unwrap().tag().is_some());
     assert!(p.events().is_empty());
+    // Answered statelessly: a retransmission gets the same answer, and a flood of pings leaves no
+    // transaction (and so no timer) behind.
+    p.send(&opt);
+    assert_eq!(p.statuses(), vec![200]);
+    for i in 0..1000 {
+        p.send(&opt.replace("z9hG4bK-o1", &format!("z9hG4bK-flood{i}")));
+    }
+    assert_eq!(p.statuses().len(), 1000);
+    assert_eq!(
+        p.ep.poll_timeout(),
+        None,
+        "no state kept for out-of-dialog OPTIONS"
+    );
 
     p.send(
         &opt.replace("z9hG4bK-o1", "z9hG4bK-o2")
