@@ -497,6 +497,7 @@ impl Endpoint {
             return;
         };
         stamp_via(&mut req, &top_via, flow.remote);
+        let flow = response_flow(flow, &top_via);
         if let Err(e) = req.validate() {
             self.stats.parse_errors += 1;
             if req.method != Method::Ack {
@@ -1386,6 +1387,20 @@ fn stamp(via: &mut Via, source: SocketAddr) {
     }
     if rport_requested {
         via.set_param("rport", Some(source.port().to_string()));
+    }
+}
+
+/// Where responses go (RFC 3261 §18.2.2, RFC 3581): over UDP, to the source address and, unless the
+/// client asked for `rport`, to the port in its Via sent-by (5060 by default): a peer may send from an
+/// ephemeral port yet listen only on its advertised one. TCP answers on the same connection.
+fn response_flow(flow: Flow, top: &Via) -> Flow {
+    if flow.transport != Transport::Udp || top.rport().is_some() {
+        return flow;
+    }
+    let port = top.port.unwrap_or(5060);
+    Flow {
+        remote: SocketAddr::new(flow.remote.ip(), port),
+        ..flow
     }
 }
 

@@ -1243,3 +1243,42 @@ fn no_received_when_sent_by_matches_source() {
         "Via echoed untouched"
     );
 }
+
+#[test]
+fn udp_responses_follow_via_sent_by_unless_rport() {
+    // The peer sends from an ephemeral port but advertises 5070 in Via.
+    let mut p = Peer::with(
+        Transport::Udp,
+        "198.51.100.1:5060",
+        "192.0.2.20:40001",
+        config(),
+    );
+    let opt = |branch: &str, rport: &str| {
+        format!(
+            "OPTIONS sip:198.51.100.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.20:5070;branch={branch}{rport}\r\n\
+From: <sip:sbc@bank.example>;tag=r1\r\nTo: <sip:198.51.100.1>\r\nCall-ID: {branch}\r\nCSeq: 1 OPTIONS\r\n\
+Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    p.send(&opt("z9hG4bK-norport", ""));
+    let sent = p.transmits();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].remote,
+        "192.0.2.20:5070".parse().unwrap(),
+        "RFC 3261 §18.2.2"
+    );
+    p.send(&opt("z9hG4bK-rport", ";rport"));
+    let sent = p.transmits();
+    assert_eq!(
+        sent[0].remote,
+        "192.0.2.20:40001".parse().unwrap(),
+        "RFC 3581 rport"
+    );
+    let via = as_response(&sent[0]).headers.top_via().unwrap();
+    assert_eq!(
+        via.rport(),
+        Some(Some(40001)),
+        "rport filled in with the source port"
+    );
+}
