@@ -45,6 +45,21 @@ enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Print timestamped transcript segments of a WAV file (any rate; each channel separately).
+    Transcribe {
+        file: PathBuf,
+        #[arg(long, default_value = "tiny.en")]
+        model: voxgate_asr::ModelName,
+        /// Installed here first if missing.
+        #[arg(long, default_value = "var/models")]
+        models_dir: PathBuf,
+        /// Only this channel (0-based).
+        #[arg(long)]
+        channel: Option<u16>,
+        /// `en` or `zh` (zh needs `--model base`).
+        #[arg(long, default_value = "en")]
+        language: voxgate_asr::Language,
+    },
 }
 
 #[derive(Subcommand)]
@@ -120,37 +135,34 @@ fn main() -> ExitCode {
         }
         Command::Models {
             command: ModelsCommand::Install { model, dir, force },
-        } => {
-            let opts = voxgate_asr::InstallOptions {
-                cache: dir.join("cache"),
-                dir,
-                force,
-            };
-            let mut progress = voxgate_asr::TerminalProgress::new();
-            let result = voxgate_asr::install(model, &opts, &mut |p| progress.report(p));
-            progress.finish();
-            match result {
-                Ok(m) => {
-                    let how = if m.reused {
-                        "already installed"
-                    } else {
-                        "installed"
-                    };
-                    println!(
-                        "{model} {how}: {} ({} bytes, {} tensors)\nsha256 {}",
-                        m.path.display(),
-                        m.bytes,
-                        m.tensors,
-                        m.sha256
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("voxgate: cannot install {model}: {e}");
-                    ExitCode::FAILURE
-                }
+        } => match install_model(model, dir, force) {
+            Ok(m) => {
+                let how = if m.reused {
+                    "already installed"
+                } else {
+                    "installed"
+                };
+                println!(
+                    "{model} {how}: {} ({} bytes, {} tensors)\nsha256 {}",
+                    m.path.display(),
+                    m.bytes,
+                    m.tensors,
+                    m.sha256
+                );
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => {
+                eprintln!("voxgate: cannot install {model}: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Transcribe {
+            file,
+            model,
+            models_dir,
+            channel,
+            language,
+        } => transcribe(&file, model, models_dir, channel, language),
         Command::Run { config } => {
             let cfg = match config {
                 Some(path) => match voxgate_config::load(&path) {
@@ -388,5 +400,76 @@ fn host_string(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// Installs (or verifies and reuses) a whisper model, with a progress bar on the terminal.
+fn install_model(
+    model: voxgate_asr::ModelName,
+    dir: PathBuf,
+    force: bool,
+) -> Result<voxgate_asr::Installed, voxgate_asr::InstallError> {
+    let opts = voxgate_asr::InstallOptions {
+        cache: dir.join("cache"),
+        dir,
+        force,
+    };
+    let mut progress = voxgate_asr::TerminalProgress::new();
+    let result = voxgate_asr::install(model, &opts, &mut |p| progress.report(p));
+    progress.finish();
+    result
+}
+
+/// `voxgate transcribe`: installs the model if needed, then prints `[channel] start -> end  text` lines.
+fn transcribe(
+    file: &std::path::Path,
+    model: voxgate_asr::ModelName,
+    models_dir: PathBuf,
+    channel: Option<u16>,
+    language: voxgate_asr::Language,
+) -> ExitCode {
+    // A verified model is reused as is; otherwise it is fetched and converted first.
+    let path = match install_model(model, models_dir, false) {
+        Ok(m) => m.path,
+        Err(e) => {
+            eprintln!("voxgate: cannot install {model}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = voxgate_asr::RecognizerConfig {
+        language,
+        threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(8) as u16),
+        // Files can be long: no per-utterance budget.
+        max_decode: Duration::from_secs(3600),
+        max_tokens: 224,
+        ..voxgate_asr::RecognizerConfig::default()
+    };
+    let result = voxgate_asr::Recognizer::load(&path, config)
+        .map_err(voxgate_asr::TranscribeFileError::from)
+        .and_then(|mut rec| voxgate_asr::transcribe_file(&mut rec, file, channel));
+    match result {
+        Ok(channels) => {
+            let ms = |t: u32| format!("{:02}:{:02}.{:03}", t / 60_000, t / 1000 % 60, t % 1000);
+            for ch in channels {
+                for seg in &ch.transcript.segments {
+                    println!(
+                        "[ch{}] {} -> {}  {}",
+                        ch.channel,
+                        ms(seg.start_ms),
+                        ms(seg.end_ms),
+                        seg.text
+                    );
+                }
+                println!(
+                    "[ch{}] confidence {:.2}",
+                    ch.channel, ch.transcript.confidence
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("voxgate: cannot transcribe {}: {e}", file.display());
+            ExitCode::FAILURE
+        }
     }
 }
