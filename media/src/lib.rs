@@ -24,4 +24,5 @@ pub mod player;
 pub mod readout;
 pub mod recorder;
 pub mod resample;
+pub mod speech;
 pub mod wav;
