@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::endpointer::{FRAME_DURATION, MAX_CONFIG_MS, ONSET_MAX_GAP};
+use super::endpointer::{VoicedRun, FRAME_DURATION, MAX_CONFIG_MS};
 use super::nearend::NearEndFrame;
 
 /// What to do between "speech seen" and "prompt flushed".
@@ -118,20 +118,13 @@ pub enum BargeInEvent {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Run {
-    onset: Instant,
-    voiced: u32,
-    last_voiced_end: Instant,
-}
-
-#[derive(Debug, Clone, Copy)]
 enum State {
     /// No interruptible prompt playing.
     Disarmed,
     /// Interruptible prompt playing; maybe a speech run building up.
-    Armed(Option<Run>),
+    Armed(Option<VoicedRun>),
     /// Tentative barge-in, prompt paused since `paused_at`.
-    Paused { run: Run, paused_at: Instant },
+    Paused { run: VoicedRun, paused_at: Instant },
 }
 
 /// Per-call barge-in detector; see the module docs.
@@ -195,25 +188,9 @@ impl BargeInDetector {
         match self.state {
             State::Disarmed => None,
             State::Armed(run) => {
-                let run = match (run, voiced) {
-                    (Some(mut r), true) => {
-                        r.voiced += 1;
-                        r.last_voiced_end = frame_end;
-                        Some(r)
-                    }
-                    (None, true) => Some(Run {
-                        onset: at,
-                        voiced: 1,
-                        last_voiced_end: frame_end,
-                    }),
-                    (Some(r), false) => {
-                        let gap = frame_end.saturating_duration_since(r.last_voiced_end);
-                        (gap <= ONSET_MAX_GAP).then_some(r)
-                    }
-                    (None, false) => None,
-                };
+                let run = VoicedRun::step(run, voiced, at, frame_end);
                 match run {
-                    Some(r) if voiced_ms(r.voiced) >= u64::from(self.config.min_speech_ms) => {
+                    Some(r) if r.voiced_ms() >= u64::from(self.config.min_speech_ms) => {
                         match self.config.resume {
                             ResumePolicy::Flush => {
                                 self.state = State::Disarmed;
@@ -265,10 +242,6 @@ impl BargeInDetector {
 
 fn ms(v: u32) -> Duration {
     Duration::from_millis(u64::from(v))
-}
-
-fn voiced_ms(frames: u32) -> u64 {
-    u64::from(frames) * FRAME_DURATION.as_millis() as u64
 }
 
 #[cfg(test)]

@@ -165,11 +165,47 @@ pub enum EndpointEvent {
     NoInput,
 }
 
+/// A run of voiced frames that may become speech: where it started and how much of it was voiced.
+/// Shared by the endpointer (speech start) and the barge-in detector (interruption).
 #[derive(Debug, Clone, Copy)]
-struct Candidate {
-    onset: Instant,
+pub(crate) struct VoicedRun {
+    pub(crate) onset: Instant,
     voiced: u32,
-    last_voiced_end: Instant,
+    pub(crate) last_voiced_end: Instant,
+}
+
+impl VoicedRun {
+    /// `run` after one more frame: a voiced frame starts or extends it; an unvoiced gap longer than
+    /// [`ONSET_MAX_GAP`] ends it.
+    pub(crate) fn step(
+        run: Option<Self>,
+        voiced: bool,
+        at: Instant,
+        frame_end: Instant,
+    ) -> Option<Self> {
+        match (run, voiced) {
+            (Some(mut r), true) => {
+                r.voiced += 1;
+                r.last_voiced_end = frame_end;
+                Some(r)
+            }
+            (None, true) => Some(Self {
+                onset: at,
+                voiced: 1,
+                last_voiced_end: frame_end,
+            }),
+            (Some(r), false) => {
+                let gap = frame_end.saturating_duration_since(r.last_voiced_end);
+                (gap <= ONSET_MAX_GAP).then_some(r)
+            }
+            (None, false) => None,
+        }
+    }
+
+    /// Voiced audio in the run, in milliseconds.
+    pub(crate) fn voiced_ms(&self) -> u64 {
+        u64::from(self.voiced) * FRAME_DURATION.as_millis() as u64
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -178,7 +214,7 @@ enum State {
     Idle,
     Waiting {
         since: Instant,
-        candidate: Option<Candidate>,
+        candidate: Option<VoicedRun>,
     },
     Speaking {
         since: Instant,
@@ -270,25 +306,9 @@ impl Endpointer {
             State::Idle => None,
             State::Waiting { since, candidate } => {
                 let voiced = p >= self.config.threshold;
-                let candidate = match (candidate, voiced) {
-                    (Some(mut c), true) => {
-                        c.voiced += 1;
-                        c.last_voiced_end = frame_end;
-                        Some(c)
-                    }
-                    (None, true) => Some(Candidate {
-                        onset: at,
-                        voiced: 1,
-                        last_voiced_end: frame_end,
-                    }),
-                    (Some(c), false) => {
-                        let gap = frame_end.saturating_duration_since(c.last_voiced_end);
-                        (gap <= ONSET_MAX_GAP).then_some(c)
-                    }
-                    (None, false) => None,
-                };
+                let candidate = VoicedRun::step(candidate, voiced, at, frame_end);
                 match candidate {
-                    Some(c) if voiced_ms(c.voiced) >= u64::from(self.config.start_speech_ms) => {
+                    Some(c) if c.voiced_ms() >= u64::from(self.config.start_speech_ms) => {
                         self.state = State::Speaking {
                             since,
                             onset: c.onset,
@@ -411,10 +431,6 @@ impl Endpointer {
 
 fn ms(v: u32) -> Duration {
     Duration::from_millis(u64::from(v))
-}
-
-fn voiced_ms(frames: u32) -> u64 {
-    u64::from(frames) * FRAME_DURATION.as_millis() as u64
 }
 
 #[cfg(test)]
