@@ -220,6 +220,30 @@ impl<'m, 'a> Planner<'m, 'a> {
         Ok(())
     }
 
+    /// One self-attention block: CT2 fuses q/k/v into `linear_0`; whisper.cpp keeps them apart.
+    fn self_attention(&mut self, out: &str, ct2: &str, d: usize) -> Result<(), ConvertError> {
+        self.fused(
+            &format!("{ct2}/self_attention/linear_0"),
+            d,
+            &[
+                &format!("{out}.attn.query"),
+                &format!("{out}.attn.key"),
+                &format!("{out}.attn.value"),
+            ],
+        )?;
+        self.linear(
+            &format!("{out}.attn.out"),
+            &format!("{ct2}/self_attention/linear_1"),
+            d,
+            d,
+        )?;
+        self.layer_norm(
+            &format!("{out}.attn_ln"),
+            &format!("{ct2}/self_attention/layer_norm"),
+            d,
+        )
+    }
+
     fn ffn(&mut self, out: &str, ct2: &str, d: usize) -> Result<(), ConvertError> {
         self.linear(
             &format!("{out}.mlp.0"),
@@ -337,26 +361,7 @@ fn plan<'m, 'a>(model: &'m Ct2Model<'a>) -> Result<(Hparams, Vec<Planned<'m, 'a>
     }
     for i in 0..hparams.n_audio_layer {
         let (out, ct2) = (format!("encoder.blocks.{i}"), format!("encoder/layer_{i}"));
-        p.fused(
-            &format!("{ct2}/self_attention/linear_0"),
-            d,
-            &[
-                &format!("{out}.attn.query"),
-                &format!("{out}.attn.key"),
-                &format!("{out}.attn.value"),
-            ],
-        )?;
-        p.linear(
-            &format!("{out}.attn.out"),
-            &format!("{ct2}/self_attention/linear_1"),
-            d,
-            d,
-        )?;
-        p.layer_norm(
-            &format!("{out}.attn_ln"),
-            &format!("{ct2}/self_attention/layer_norm"),
-            d,
-        )?;
+        p.self_attention(&out, &ct2, d)?;
         p.ffn(&out, &ct2, d)?;
     }
     p.layer_norm("encoder.ln_post", "encoder/layer_norm", d)?;
@@ -376,26 +381,7 @@ fn plan<'m, 'a>(model: &'m Ct2Model<'a>) -> Result<(Hparams, Vec<Planned<'m, 'a>
     )?;
     for i in 0..hparams.n_text_layer {
         let (out, ct2) = (format!("decoder.blocks.{i}"), format!("decoder/layer_{i}"));
-        p.fused(
-            &format!("{ct2}/self_attention/linear_0"),
-            d,
-            &[
-                &format!("{out}.attn.query"),
-                &format!("{out}.attn.key"),
-                &format!("{out}.attn.value"),
-            ],
-        )?;
-        p.linear(
-            &format!("{out}.attn.out"),
-            &format!("{ct2}/self_attention/linear_1"),
-            d,
-            d,
-        )?;
-        p.layer_norm(
-            &format!("{out}.attn_ln"),
-            &format!("{ct2}/self_attention/layer_norm"),
-            d,
-        )?;
+        p.self_attention(&out, &ct2, d)?;
         p.linear(
             &format!("{out}.cross_attn.query"),
             &format!("{ct2}/attention/linear_0"),
