@@ -314,7 +314,6 @@ impl Controller {
         }
         call.phase = Phase::Answered;
         Metrics::inc(&self.metrics.calls_answered_total);
-        Metrics::inc(&self.metrics.calls_active);
         call.record.answered_at_ms = Some(wall_ms());
         call.record.timeline.push(TimelineEvent {
             at_ms: ms_since(call.arrived, now),
@@ -533,9 +532,6 @@ impl Controller {
         };
         if let Some(p) = call.ports.take() {
             self.ports.release(p.port);
-        }
-        if call.record.answered_at_ms.is_some() {
-            Metrics::dec(&self.metrics.calls_active);
         }
         call.record.timeline.sort_by_key(|e| e.at_ms);
         self.store.save(handle.0, call.record);

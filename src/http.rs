@@ -3,7 +3,7 @@
 //! Reads go to their own SQLite connection on a blocking thread (WAL lets them run beside the writer).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -21,7 +21,6 @@ use crate::metrics::Metrics;
 pub struct AppState {
     pub db_path: PathBuf,
     pub metrics: Arc<Metrics>,
-    pub active_calls: Arc<AtomicUsize>,
     pub hw: Arc<voxgate_hw::HwInfo>,
     pub max_calls: usize,
 }
@@ -80,7 +79,7 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     Json(serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
-        "active_calls": s.active_calls.load(Ordering::Relaxed),
+        "active_calls": s.metrics.calls_active.load(Ordering::Relaxed),
         "max_calls": s.max_calls,
         "hw": *s.hw,
     }))

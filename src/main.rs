@@ -13,7 +13,6 @@ use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -301,11 +300,9 @@ fn run(cfg: Config) -> Result<(), RunError> {
             metrics.clone(),
         );
 
-        let active = Arc::new(AtomicUsize::new(0));
         let state = http::AppState {
             db_path: cfg.storage.path.clone(),
             metrics: metrics.clone(),
-            active_calls: active.clone(),
             hw: hw.clone(),
             max_calls: cfg.sip.max_calls as usize,
         };
@@ -334,15 +331,8 @@ fn run(cfg: Config) -> Result<(), RunError> {
             tracing::info!("shutdown requested");
             let _ = stop_tx.send(true);
         });
-        let controller = sip_driver::run(
-            listeners,
-            controller,
-            media_rx,
-            stop_rx,
-            active,
-            metrics.clone(),
-        )
-        .await;
+        let controller =
+            sip_driver::run(listeners, controller, media_rx, stop_rx, metrics.clone()).await;
         controller.shutdown_media();
         let _ = http_task.await;
         Ok::<(), RunError>(())

@@ -32,7 +32,7 @@ metrics! {
     calls_total: "counter", "Calls offered (INVITEs that passed the capacity guard).";
     calls_answered_total: "counter", "Calls answered with 200 OK.";
     calls_rejected_total: "counter", "Calls rejected by voxgate (488, 480, port exhaustion...).";
-    calls_active: "gauge", "Calls in progress.";
+    calls_active: "gauge", "Calls in progress (ringing or answered), as the signalling task last saw them.";
     media_ticks_total: "counter", "20 ms media ticks processed, summed over media threads.";
     media_late_ticks_total: "counter", "Media ticks that started more than 5 ms late.";
     media_skipped_ticks_total: "counter", "Media ticks skipped because a thread fell too far behind.";
@@ -54,9 +54,6 @@ impl Metrics {
     }
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn dec(counter: &AtomicU64) {
-        counter.fetch_sub(1, Ordering::Relaxed);
     }
     /// Mirrors a counter owned elsewhere (e.g. by the sans-IO SIP endpoint).
     pub fn set(counter: &AtomicU64, value: u64) {

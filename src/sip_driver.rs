@@ -93,7 +93,6 @@ pub async fn run(
     mut controller: Controller,
     mut media_events: mpsc::UnboundedReceiver<MediaEvent>,
     mut shutdown: watch::Receiver<bool>,
-    active_calls: Arc<std::sync::atomic::AtomicUsize>,
     metrics: Arc<crate::metrics::Metrics>,
 ) -> Controller {
     let (net_tx, mut net_rx) = mpsc::channel::<NetInput>(4096);
@@ -178,10 +177,7 @@ pub async fn run(
                 },
             }
         }
-        active_calls.store(
-            controller.active_calls(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        crate::metrics::Metrics::set(&metrics.calls_active, controller.active_calls() as u64);
         metrics.publish_sip(&controller.endpoint.stats());
         if let Some(since) = draining_since {
             if controller.active_calls() == 0 || since.elapsed() > Duration::from_secs(5) {
