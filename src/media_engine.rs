@@ -98,6 +98,19 @@ pub struct MediaShared {
     pub metrics: Arc<Metrics>,
 }
 
+impl MediaShared {
+    /// A call this thread cannot serve (it failed to start, or its processing failed): ask for the
+    /// hang-up and hand its port back, with no statistics.
+    fn abandon(&self, key: u64, port: u16, cause: &'static str) {
+        let _ = self.events.send(MediaEvent::Hangup { key, cause });
+        let _ = self.events.send(MediaEvent::Removed {
+            key,
+            port,
+            stats: serde_json::Value::Null,
+        });
+    }
+}
+
 /// The handle the controller keeps per media thread.
 pub struct MediaThread {
     pub commands: Sender<MediaCommand>,
@@ -206,15 +219,7 @@ impl MediaLoop {
                     Ok(call) => self.calls.push(call),
                     Err((key, port, e)) => {
                         tracing::error!(key, error = %e, "cannot start media for call");
-                        let _ = self.shared.events.send(MediaEvent::Hangup {
-                            key,
-                            cause: "media_error",
-                        });
-                        let _ = self.shared.events.send(MediaEvent::Removed {
-                            key,
-                            port,
-                            stats: serde_json::Value::Null,
-                        });
+                        self.shared.abandon(key, port, "media_error");
                     }
                 }
             }
@@ -257,17 +262,10 @@ impl MediaLoop {
             }
             let call = self.calls.swap_remove(i);
             tracing::error!(call_id = %call.call_id, "media processing failed for this call; hanging it up");
-            let _ = self.shared.events.send(MediaEvent::Hangup {
-                key: call.key,
-                cause: "media_fault",
-            });
             let (key, port) = (call.key, call.ports.port);
+            // Close its sockets before the port goes back to the pool.
             drop(call);
-            let _ = self.shared.events.send(MediaEvent::Removed {
-                key,
-                port,
-                stats: serde_json::Value::Null,
-            });
+            self.shared.abandon(key, port, "media_fault");
         }
     }
 
