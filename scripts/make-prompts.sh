@@ -17,10 +17,15 @@ done
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
+# Prompt texts, for the call transcript (what voxgate said) and for QA.
+texts="$tmp/texts.tsv"
+: >"$texts"
+
 # speak KEY TEXT: KEY is the path below $out without .wav (e.g. num/7).
 speak() {
     local key="$1" text="$2"
     mkdir -p "$out/$(dirname "$key")"
+    printf '%s\t%s\n' "$key" "$text" >>"$texts"
     espeak-ng -v "$voice" -s "$wpm" -w "$tmp/raw.wav" -- "$text"
     # -D: no dither, for reproducible files. Trim silence at both ends (reverse trick),
     # resample to 8 kHz, peak-normalise to -3 dBFS.
@@ -29,12 +34,14 @@ speak() {
         rate -v 8k norm -3
 }
 
-speak greeting "Welcome to the voxgate demo bank. For your account balance, press 1. For card services, press 2. To speak to an agent, press 0."
+speak greeting "Welcome to the voxgate demo bank. Tell me in a few words what you need, or press 1 for your account balance, 2 for card services, or 0 to speak to an agent."
 speak balance_is "The balance of the demo account is"
 speak card_services "Card services: to freeze a lost or stolen card, please call back after the card service launch. Thank you."
 speak agent_unavailable "All our agents are busy right now. Please call again later."
 speak invalid_choice "Sorry, that is not a valid choice."
 speak no_input "Sorry, I did not hear your choice."
+speak not_understood "Sorry, I did not understand that."
+speak use_keypad "Sorry, I cannot understand speech right now. Please use your keypad."
 speak you_pressed "You pressed"
 speak goodbye "Thank you for calling. Goodbye."
 
@@ -69,4 +76,5 @@ for i in "${!chords[@]}"; do
 done
 sox -D "${parts[@]}" -r 8000 -b 16 -c 1 -e signed-integer "$out/music/hold.wav" norm -12
 
+sort "$texts" >"$out/texts.tsv"
 echo "prompts written to $out"

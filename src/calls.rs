@@ -16,11 +16,12 @@ use voxgate_dialog::MenuConfig;
 use voxgate_media::codec::CodecKind;
 use voxgate_media::rtcp::SplitMix64;
 use voxgate_media::session::SessionConfig;
-use voxgate_qa::{CallRecord, TimelineEvent};
+use voxgate_media::speech::PipelineConfig;
+use voxgate_qa::{CallRecord, Speaker, TimelineEvent, Turn, TurnSegment};
 use voxgate_sip::endpoint::{CallHandle, EndReason, Endpoint, Event, IncomingCall, Transport};
 use voxgate_sip::sdp::{self, LocalMedia, Negotiated, SessionDescription};
 
-use crate::media_engine::{MediaCommand, MediaEvent, MediaPool, NewCall};
+use crate::media_engine::{MediaCommand, MediaEvent, MediaPool, NewCall, Recognition};
 use crate::metrics::Metrics;
 use crate::ports::{PortPair, PortPool};
 use crate::store_thread::StoreHandle;
@@ -52,6 +53,10 @@ struct Call {
     media_running: bool,
     hangup_cause: Option<&'static str>,
     span: tracing::Span,
+    /// Utterances sent to the recogniser whose final result has not come back: (start, end, cut).
+    pending_asr: HashMap<u32, (Instant, Instant, bool)>,
+    /// Once signalling and media are over: the call is stored when `pending_asr` empties or at this time.
+    store_by: Option<Instant>,
 }
 
 /// Everything the controller needs from the config, resolved once.
@@ -67,6 +72,11 @@ pub struct ControllerConfig {
     pub answer_delay: Duration,
     pub jitter_min: Duration,
     pub jitter_max: Duration,
+    pub speech: Option<PipelineConfig>,
+    pub speech_barge_in: bool,
+    pub asr_prompt: Option<Arc<str>>,
+    /// Prompt fragment → spoken text, for voxgate's turns in the transcript.
+    pub prompt_texts: Arc<HashMap<String, String>>,
 }
 
 impl ControllerConfig {
@@ -91,6 +101,11 @@ impl ControllerConfig {
             answer_delay: cfg.call.answer_delay(),
             jitter_min: cfg.media.jitter_min(),
             jitter_max: cfg.media.jitter_max(),
+            speech: crate::speech::pipeline_config(cfg),
+            speech_barge_in: cfg.speech.bargein,
+            // The pool applies the configured biasing prompt; per-step prompts come with the dialog engine.
+            asr_prompt: None,
+            prompt_texts: crate::speech::load_prompt_texts(&cfg.prompts.language_dir()),
         }
     }
 }
@@ -129,8 +144,12 @@ impl Controller {
         }
     }
 
+    /// Calls still in progress (ended calls waiting for their last transcripts do not count).
     pub fn active_calls(&self) -> usize {
-        self.calls.len()
+        self.calls
+            .values()
+            .filter(|c| c.phase != Phase::Ending)
+            .count()
     }
 
     /// Handles every event the endpoint has queued; call after each input or timeout.
@@ -266,6 +285,8 @@ impl Controller {
                 media_running: false,
                 hangup_cause: None,
                 span,
+                pending_asr: HashMap::new(),
+                store_by: None,
             },
         );
         if self.cfg.answer_delay.is_zero() {
@@ -280,7 +301,7 @@ impl Controller {
             .values()
             .filter_map(|c| match c.phase {
                 Phase::Ringing { answer_at } => Some(answer_at),
-                _ => None,
+                _ => c.store_by,
             })
             .min();
         match (ring, self.endpoint.poll_timeout()) {
@@ -299,6 +320,22 @@ impl Controller {
             .collect();
         for h in due {
             self.answer(now, h);
+        }
+        let overdue: Vec<CallHandle> = self
+            .calls
+            .values()
+            .filter(|c| c.store_by.is_some_and(|t| t <= now))
+            .map(|c| c.handle)
+            .collect();
+        for h in overdue {
+            if let Some(call) = self.calls.get(&h) {
+                let _g = call.span.enter();
+                tracing::warn!(
+                    pending = call.pending_asr.len(),
+                    "recognition results did not arrive in time; storing the call without them"
+                );
+            }
+            self.finish(h);
         }
     }
 
@@ -354,6 +391,9 @@ impl Controller {
             no_packet_timeout: self.cfg.no_packet_timeout,
             max_duration: self.cfg.max_duration,
             inband_dtmf: self.cfg.inband_dtmf,
+            speech: self.cfg.speech,
+            speech_barge_in: self.cfg.speech_barge_in,
+            asr_prompt: self.cfg.asr_prompt.clone(),
         };
         call.media_running = true;
         if let Err(new) = self.media.add(new) {
@@ -469,7 +509,19 @@ impl Controller {
                 self.ports.release(call.port);
                 self.media.forget(handle.0);
             }
+            self.finish_when_transcribed(now, handle);
+        }
+    }
+
+    /// Stores the call now, or once the recognition of its last utterances is in (bounded wait).
+    fn finish_when_transcribed(&mut self, now: Instant, handle: CallHandle) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if call.pending_asr.is_empty() {
             self.finish(handle);
+        } else if call.store_by.is_none() {
+            call.store_by = Some(now + crate::speech::FINAL_RESULT_GRACE);
         }
     }
 
@@ -489,6 +541,56 @@ impl Controller {
                     });
                 }
             }
+            MediaEvent::Utterance {
+                key,
+                utterance,
+                start,
+                end,
+                cut,
+                submitted,
+            } => {
+                if let Some(call) = self.calls.get_mut(&CallHandle(key)) {
+                    if submitted {
+                        call.pending_asr.insert(utterance, (start, end, cut));
+                    } else {
+                        // Refused by the saturated pool: the turn is kept, without words, so QA sees it.
+                        call.record.turns.push(Turn {
+                            speaker: Speaker::Caller,
+                            start_ms: ms_since(call.arrived, start),
+                            end_ms: ms_since(call.arrived, end),
+                            text: String::new(),
+                            confidence: None,
+                            interrupted: cut,
+                            segments: Vec::new(),
+                        });
+                    }
+                }
+            }
+            MediaEvent::BotTurn {
+                key,
+                start,
+                end,
+                prompts,
+                interrupted,
+            } => {
+                if let Some(call) = self.calls.get_mut(&CallHandle(key)) {
+                    let text = prompts
+                        .iter()
+                        .map(|p| self.cfg.prompt_texts.get(*p).map_or(*p, String::as_str))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    call.record.turns.push(Turn {
+                        speaker: Speaker::Voxgate,
+                        start_ms: ms_since(call.arrived, start),
+                        end_ms: ms_since(call.arrived, end),
+                        text,
+                        confidence: None,
+                        interrupted,
+                        segments: Vec::new(),
+                    });
+                }
+            }
+            MediaEvent::Asr(result) => self.on_asr(now, *result),
             MediaEvent::Digit { key, shown } => {
                 if let Some(call) = self.calls.get_mut(&CallHandle(key)) {
                     call.record.digits.push(shown);
@@ -516,13 +618,111 @@ impl Controller {
                     call.media_running = false;
                     call.record.media_stats = stats;
                     if call.phase == Phase::Ending {
-                        self.finish(handle);
+                        self.finish_when_transcribed(now, handle);
                     } else if let Err(e) = self.endpoint.hangup(now, handle) {
                         // Media stopped on its own (error); the call cannot go on without it.
                         tracing::warn!(error = %e, "hangup after media stop failed");
                     }
                 }
             }
+        }
+    }
+
+    fn on_asr(&mut self, now: Instant, r: voxgate_asr::AsrResult) {
+        Metrics::add(
+            &self.metrics.asr_decode_ms_total,
+            r.decode.as_millis().min(u128::from(u64::MAX)) as u64,
+        );
+        let handle = CallHandle(r.call.0);
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if r.partial {
+            Metrics::inc(&self.metrics.asr_partials_total);
+            if let Ok(t) = &r.outcome {
+                let _g = call.span.enter();
+                tracing::debug!(utterance = r.utterance, text = %t.text(), "partial");
+            }
+            return;
+        }
+        let Some((start, end, cut)) = call.pending_asr.remove(&r.utterance) else {
+            return;
+        };
+        let result = match &r.outcome {
+            Ok(t) if !t.text().trim().is_empty() => {
+                Metrics::inc(&self.metrics.asr_results_total);
+                let base = ms_since(call.arrived, start);
+                let text = t.text();
+                call.record.turns.push(Turn {
+                    speaker: Speaker::Caller,
+                    start_ms: base,
+                    end_ms: ms_since(call.arrived, end),
+                    text: text.clone(),
+                    confidence: Some(t.confidence),
+                    interrupted: cut,
+                    segments: t
+                        .segments
+                        .iter()
+                        .map(|seg| TurnSegment {
+                            start_ms: base + u64::from(seg.start_ms),
+                            end_ms: base + u64::from(seg.end_ms),
+                            text: seg.text.trim().to_string(),
+                        })
+                        .collect(),
+                });
+                call.record.timeline.push(TimelineEvent {
+                    at_ms: ms_since(call.arrived, now),
+                    kind: "recognized".into(),
+                    detail: format!(
+                        "#{} {:.2} {} ms decode",
+                        r.utterance,
+                        t.confidence,
+                        r.decode.as_millis()
+                    ),
+                });
+                Recognition::Text {
+                    text,
+                    confidence: t.confidence,
+                }
+            }
+            outcome => {
+                Metrics::inc(&self.metrics.asr_failed_total);
+                let overloaded = matches!(outcome, Err(voxgate_asr::AsrError::DroppedUnderLoad));
+                if overloaded {
+                    Metrics::inc(&self.metrics.asr_overloaded_total);
+                }
+                call.record.turns.push(Turn {
+                    speaker: Speaker::Caller,
+                    start_ms: ms_since(call.arrived, start),
+                    end_ms: ms_since(call.arrived, end),
+                    text: String::new(),
+                    confidence: None,
+                    interrupted: cut,
+                    segments: Vec::new(),
+                });
+                let detail = match outcome {
+                    Ok(_) => format!("#{} no words", r.utterance),
+                    Err(e) => format!("#{} {e}", r.utterance),
+                };
+                call.record.timeline.push(TimelineEvent {
+                    at_ms: ms_since(call.arrived, now),
+                    kind: "recognition_failed".into(),
+                    detail,
+                });
+                Recognition::Failed { overloaded }
+            }
+        };
+        if call.media_running {
+            self.media.send(
+                handle.0,
+                MediaCommand::Recognized {
+                    key: handle.0,
+                    utterance: r.utterance,
+                    result,
+                },
+            );
+        } else if call.phase == Phase::Ending && call.pending_asr.is_empty() {
+            self.finish(handle);
         }
     }
 
@@ -534,6 +734,7 @@ impl Controller {
             self.ports.release(p.port);
         }
         call.record.timeline.sort_by_key(|e| e.at_ms);
+        call.record.turns.sort_by_key(|t| t.start_ms);
         self.store.save(handle.0, call.record);
     }
 
@@ -547,6 +748,25 @@ impl Controller {
             let _ = self.endpoint.hangup(now, *h);
         }
         handles.len()
+    }
+
+    /// Calls still held: in progress, or over and waiting for media stats or transcripts.
+    pub fn open_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Shutdown: stores every call still held with what it has, so nothing is lost.
+    pub fn store_remaining(&mut self) {
+        let handles: Vec<CallHandle> = self.calls.keys().copied().collect();
+        for h in handles {
+            if let Some(call) = self.calls.get_mut(&h) {
+                if call.record.ended_at_ms.is_none() {
+                    call.record.ended_at_ms = Some(wall_ms());
+                    call.record.end_reason = Some("shutdown".into());
+                }
+            }
+            self.finish(h);
+        }
     }
 
     pub fn shutdown_media(self) {

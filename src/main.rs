@@ -7,6 +7,7 @@ mod metrics;
 mod ports;
 mod recording;
 mod sip_driver;
+mod speech;
 mod store_thread;
 
 use std::io::IsTerminal;
@@ -104,6 +105,8 @@ enum RunError {
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Speech(#[from] speech::SpeechError),
     #[error("cannot serve HTTP on {addr}: {source}")]
     Http {
         addr: SocketAddr,
@@ -229,6 +232,12 @@ fn run(cfg: Config) -> Result<(), RunError> {
     let (recordings, recording_thread) = recording::spawn_writer(metrics.clone(), 4096)?;
 
     let (media_tx, media_rx) = tokio::sync::mpsc::unbounded_channel();
+    let speech = if cfg.speech.enabled {
+        Some(speech::Speech::start(&cfg, media_tx.clone())?)
+    } else {
+        tracing::info!("speech off ([speech] enabled = false): keypad only");
+        None
+    };
     let shared = Arc::new(media_engine::MediaShared {
         prompts: Arc::new(prompts),
         events: media_tx,
@@ -255,6 +264,7 @@ fn run(cfg: Config) -> Result<(), RunError> {
             i,
             cores.get(i).copied(),
             shared.clone(),
+            speech.as_ref().map(speech::Speech::submitter),
         )?);
     }
     drop(shared);
@@ -331,13 +341,17 @@ fn run(cfg: Config) -> Result<(), RunError> {
             tracing::info!("shutdown requested");
             let _ = stop_tx.send(true);
         });
-        let controller =
+        let mut controller =
             sip_driver::run(listeners, controller, media_rx, stop_rx, metrics.clone()).await;
+        controller.store_remaining();
         controller.shutdown_media();
         let _ = http_task.await;
         Ok::<(), RunError>(())
     })?;
     runtime.shutdown_timeout(Duration::from_secs(1));
+    if let Some(s) = speech {
+        s.shutdown();
+    }
     let _ = store_thread.join();
     let _ = recording_thread.join();
     tracing::info!("stopped");

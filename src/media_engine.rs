@@ -13,12 +13,17 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::sync::mpsc::UnboundedSender;
+use voxgate_asr::{AsrJob, CallKey, JobSubmitter};
 use voxgate_dialog::{Action, Event as DialogEvent, MenuConfig, MenuIvr, Say};
 use voxgate_media::clock::MediaClock;
 use voxgate_media::dtmf::{DtmfEvent, DtmfSource, DtmfUnifier, GoertzelDetector, InbandDtmf};
 use voxgate_media::player::{PlayerTick, PromptCache, PromptPlayer, Source};
 use voxgate_media::recorder::CallRecorder;
 use voxgate_media::session::{Direction, RtpSession, SessionConfig, SessionStats};
+use voxgate_media::speech::{
+    BargeInEvent, EndReason as UtteranceEnd, EndpointerConfig, PipelineConfig, SpeechEvent,
+    SpeechPipeline,
+};
 use voxgate_media::{readout, Frame, FRAME_SAMPLES};
 
 use crate::metrics::Metrics;
@@ -47,6 +52,25 @@ pub struct NewCall {
     pub no_packet_timeout: Option<Duration>,
     pub max_duration: Duration,
     pub inband_dtmf: bool,
+    /// Speech settings; `None` = keypad only.
+    pub speech: Option<PipelineConfig>,
+    /// Caller speech may interrupt interruptible prompts (DTMF always can).
+    pub speech_barge_in: bool,
+    /// Domain biasing for this call's recognition (the dialog step's vocabulary).
+    pub asr_prompt: Option<Arc<str>>,
+}
+
+/// What the recogniser made of one utterance, as the dialog needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recognition {
+    Text {
+        text: String,
+        confidence: f32,
+    },
+    /// No usable text: nothing recognised, a decode error, or the pool shed the job.
+    Failed {
+        overloaded: bool,
+    },
 }
 
 pub enum MediaCommand {
@@ -61,6 +85,12 @@ pub enum MediaCommand {
         key: u64,
         digit: char,
         duration_ms: u32,
+    },
+    /// The final recognition result of one of the call's utterances.
+    Recognized {
+        key: u64,
+        utterance: u32,
+        result: Recognition,
     },
     /// The call is over on the signalling side: stop and release.
     Remove {
@@ -82,6 +112,27 @@ pub enum MediaEvent {
     Digit { key: u64, shown: char },
     /// The media side wants the call ended (dialog finished, no RTP, too long).
     Hangup { key: u64, cause: &'static str },
+    /// The caller finished an utterance (media time, pre-roll included); its text arrives as [`MediaEvent::Asr`].
+    Utterance {
+        key: u64,
+        utterance: u32,
+        start: Instant,
+        end: Instant,
+        /// Cut at the maximum utterance length.
+        cut: bool,
+        /// False when the recogniser refused it (overload): no result will come.
+        submitted: bool,
+    },
+    /// voxgate said something: the prompt fragments played from `start` to `end`.
+    BotTurn {
+        key: u64,
+        start: Instant,
+        end: Instant,
+        prompts: Vec<&'static str>,
+        interrupted: bool,
+    },
+    /// A recognition result from the ASR pool (routed through the controller, which knows the call's thread).
+    Asr(Box<voxgate_asr::AsrResult>),
     /// The call left its media thread; its ports can be reused.
     Removed {
         key: u64,
@@ -121,6 +172,7 @@ pub fn spawn_media_thread(
     index: usize,
     core: Option<usize>,
     shared: Arc<MediaShared>,
+    asr: Option<JobSubmitter>,
 ) -> std::io::Result<MediaThread> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let handle = std::thread::Builder::new()
@@ -134,7 +186,7 @@ pub fn spawn_media_thread(
                     }
                 }
             }
-            MediaLoop::new(rx, shared).run();
+            MediaLoop::new(rx, shared, asr).run();
         })?;
     Ok(MediaThread {
         commands: tx,
@@ -155,11 +207,19 @@ struct Scratch {
     out: [u8; 1500],
     caller: Frame,
     ours: Frame,
+    /// The caller frame after echo cancellation.
+    cleaned: Frame,
     stereo: [i16; STEREO_FRAME],
+    /// This thread's handle on the ASR queue (`None` when speech is off).
+    asr: Option<JobSubmitter>,
 }
 
 impl MediaLoop {
-    fn new(commands: Receiver<MediaCommand>, shared: Arc<MediaShared>) -> Self {
+    fn new(
+        commands: Receiver<MediaCommand>,
+        shared: Arc<MediaShared>,
+        asr: Option<JobSubmitter>,
+    ) -> Self {
         Self {
             commands,
             shared,
@@ -169,7 +229,9 @@ impl MediaLoop {
                 out: [0; 1500],
                 caller: [0; FRAME_SAMPLES],
                 ours: [0; FRAME_SAMPLES],
+                cleaned: [0; FRAME_SAMPLES],
                 stereo: [0; STEREO_FRAME],
+                asr,
             },
         }
     }
@@ -235,6 +297,15 @@ impl MediaLoop {
             } => {
                 if let Some(call) = self.calls.iter_mut().find(|c| c.key == key) {
                     call.pending_info.push_back((digit, duration_ms));
+                }
+            }
+            MediaCommand::Recognized {
+                key,
+                utterance,
+                result,
+            } => {
+                if let Some(call) = self.calls.iter_mut().find(|c| c.key == key) {
+                    call.on_recognized(Instant::now(), utterance, result, &self.shared);
                 }
             }
             MediaCommand::Remove { key } => {
@@ -309,6 +380,25 @@ struct MediaCall {
     may_send: bool,
     hangup_requested: bool,
     frames: u64,
+    speech: Option<CallSpeech>,
+    /// Frame until which caller audio is not speech: a key press's tone (in-band or alongside RFC 4733).
+    speech_muted_until: u64,
+    /// What voxgate is saying, for the transcript: start (media time) and prompt fragments.
+    bot_turn: Option<(Instant, Vec<&'static str>)>,
+}
+
+/// A call's ear: echo guard, VAD, barge-in and endpointing, plus what it has sent to the recogniser.
+struct CallSpeech {
+    pipeline: SpeechPipeline,
+    /// The call's default endpointing (dialog steps may override it).
+    endpointing: EndpointerConfig,
+    /// Speech barge-in allowed by the site config.
+    barge_in: bool,
+    /// A tentative barge-in holds the prompt (pause policy).
+    paused: bool,
+    prompt: Option<Arc<str>>,
+    /// Utterances submitted whose final result has not come back.
+    awaiting: u32,
 }
 
 impl MediaCall {
@@ -316,7 +406,7 @@ impl MediaCall {
         new: NewCall,
         now: Instant,
         shared: &MediaShared,
-    ) -> Result<Self, (u64, u16, voxgate_media::session::SessionError)> {
+    ) -> Result<Self, (u64, u16, StartError)> {
         let NewCall {
             key,
             call_id,
@@ -327,12 +417,29 @@ impl MediaCall {
             no_packet_timeout,
             max_duration,
             inband_dtmf,
+            speech,
+            speech_barge_in,
+            asr_prompt,
         } = new;
         let may_send = session.direction.may_send();
         let held = session.direction != Direction::SendRecv;
         let session = match RtpSession::new(session, now) {
             Ok(s) => s,
-            Err(e) => return Err((key, ports.port, e)),
+            Err(e) => return Err((key, ports.port, StartError::Session(e))),
+        };
+        let speech = match speech
+            .map(|cfg| SpeechPipeline::new(cfg).map(|p| (p, cfg.endpointer)))
+            .transpose()
+        {
+            Ok(p) => p.map(|(pipeline, endpointing)| CallSpeech {
+                pipeline,
+                endpointing,
+                barge_in: speech_barge_in,
+                paused: false,
+                prompt: asr_prompt,
+                awaiting: 0,
+            }),
+            Err(e) => return Err((key, ports.port, StartError::Speech(e))),
         };
         let recorder = recording.map(|path| {
             shared.recordings.open(key, path);
@@ -363,7 +470,15 @@ impl MediaCall {
             may_send,
             hangup_requested: false,
             frames: 0,
+            speech,
+            speech_muted_until: 0,
+            bot_turn: None,
         };
+        if let Some(sp) = call.speech.as_mut() {
+            if let Err(e) = sp.pipeline.listen(sp.endpointing, now) {
+                tracing::warn!(call_id = %call.call_id, error = %e, "cannot start listening");
+            }
+        }
         let actions = call.dialog.handle(now, DialogEvent::Started);
         call.run_actions(now, actions, shared);
         Ok(call)
@@ -431,10 +546,16 @@ impl MediaCall {
             }
         }
 
-        // Our audio: prompts advance only while we may send, so a held caller resumes where they left off.
-        if self.may_send {
+        // Our audio: prompts advance only while we may send, so a held caller resumes where they left off,
+        // and not while a tentative barge-in holds the prompt.
+        let paused = self.speech.as_ref().is_some_and(|sp| sp.paused);
+        if self.may_send && !paused {
             match self.player.next_frame(&mut s.ours) {
                 PlayerTick::Finished => {
+                    self.end_bot_turn(self.media_time() + TICK, false, shared);
+                    if let Some(sp) = self.speech.as_mut() {
+                        sp.pipeline.prompt_stopped();
+                    }
                     let actions = self.dialog.handle(now, DialogEvent::PromptDone);
                     self.run_actions(now, actions, shared);
                 }
@@ -443,6 +564,7 @@ impl MediaCall {
         } else {
             s.ours.fill(0);
         }
+        self.listen(now, s, shared);
         if let Some((dest, len)) = self.session.send_audio(now, &s.ours, &mut s.out) {
             match self
                 .ports
@@ -478,6 +600,162 @@ impl MediaCall {
         }
         if now.duration_since(self.started) > self.max_duration {
             self.request_hangup("max_duration", shared);
+        }
+    }
+
+    /// Start of the current frame on the call's media clock (frame-exact, unlike the wake-up time).
+    fn media_time(&self) -> Instant {
+        self.started + TICK * (self.frames.saturating_sub(1).min(u64::from(u32::MAX)) as u32)
+    }
+
+    /// Runs the caller's audio through the speech pipeline and acts on what it hears.
+    fn listen(&mut self, now: Instant, s: &mut Scratch, shared: &MediaShared) {
+        let at = self.media_time();
+        let Some(sp) = self.speech.as_mut() else {
+            return;
+        };
+        if let Err(e) = sp
+            .pipeline
+            .handle_frame(&s.ours, &s.caller, at, &mut s.cleaned)
+        {
+            tracing::warn!(call_id = %self.call_id, error = %e, "speech pipeline error; speech off for this call");
+            self.speech = None;
+            return;
+        }
+        if self.frames < self.speech_muted_until || self.inband_active.is_some() {
+            sp.pipeline.discard_utterance(at);
+        }
+        while let Some(ev) = self.speech.as_mut().and_then(|sp| sp.pipeline.poll_event()) {
+            self.on_speech(now, ev, s, shared);
+        }
+    }
+
+    fn on_speech(&mut self, now: Instant, ev: SpeechEvent, s: &mut Scratch, shared: &MediaShared) {
+        match ev {
+            SpeechEvent::BargeIn(BargeInEvent::Pause { .. }) => {
+                if let Some(sp) = self.speech.as_mut() {
+                    sp.paused = true;
+                }
+            }
+            SpeechEvent::BargeIn(BargeInEvent::Resume { at }) => {
+                if let Some(sp) = self.speech.as_mut() {
+                    sp.paused = false;
+                }
+                self.timeline(at, "barge_in_resumed", String::new(), shared);
+            }
+            SpeechEvent::BargeIn(BargeInEvent::BargeIn { at }) => {
+                if let Some(sp) = self.speech.as_mut() {
+                    sp.paused = false;
+                }
+                if self.barge_in && self.player.stop_and_flush() {
+                    Metrics::inc(&shared.metrics.barge_ins_total);
+                    let stop = self.media_time() + TICK;
+                    self.end_bot_turn(stop, true, shared);
+                    let after = stop.saturating_duration_since(at).as_millis();
+                    self.timeline(
+                        at,
+                        "barge_in",
+                        format!("speech; prompt stopped {after} ms after onset"),
+                        shared,
+                    );
+                    let actions = self.dialog.handle(now, DialogEvent::BargeIn);
+                    self.run_actions(now, actions, shared);
+                }
+            }
+            SpeechEvent::SpeechStarted { utterance, at } => {
+                self.timeline(at, "speech_started", format!("#{utterance}"), shared);
+                let actions = self.dialog.handle(now, DialogEvent::SpeechStarted);
+                self.run_actions(now, actions, shared);
+            }
+            SpeechEvent::Partial { utterance, audio } => {
+                if let Some(asr) = s.asr.as_mut() {
+                    let job = AsrJob {
+                        call: CallKey(self.key),
+                        utterance,
+                        audio,
+                        partial: true,
+                        prompt: self.speech.as_ref().and_then(|sp| sp.prompt.clone()),
+                    };
+                    if asr.submit(job).is_err() {
+                        Metrics::inc(&shared.metrics.asr_partials_shed_total);
+                    }
+                }
+            }
+            SpeechEvent::Utterance {
+                utterance,
+                start,
+                end,
+                reason,
+                audio,
+            } => {
+                Metrics::inc(&shared.metrics.utterances_total);
+                let prompt = self.speech.as_ref().and_then(|sp| sp.prompt.clone());
+                let submitted = match s.asr.as_mut() {
+                    Some(asr) => asr
+                        .submit(AsrJob {
+                            call: CallKey(self.key),
+                            utterance,
+                            audio,
+                            partial: false,
+                            prompt,
+                        })
+                        .is_ok(),
+                    None => false,
+                };
+                let _ = shared.events.send(MediaEvent::Utterance {
+                    key: self.key,
+                    utterance,
+                    start,
+                    end,
+                    cut: reason == UtteranceEnd::MaxLength,
+                    submitted,
+                });
+                if submitted {
+                    if let Some(sp) = self.speech.as_mut() {
+                        sp.awaiting += 1;
+                    }
+                } else {
+                    // The recogniser is saturated: ask for the keypad instead of making the caller wait.
+                    Metrics::inc(&shared.metrics.asr_overloaded_total);
+                    self.timeline(now, "asr_overloaded", format!("#{utterance}"), shared);
+                    let actions = self
+                        .dialog
+                        .handle(now, DialogEvent::SpeechFailed { overloaded: true });
+                    self.run_actions(now, actions, shared);
+                }
+            }
+            SpeechEvent::NoInput => {}
+        }
+    }
+
+    fn on_recognized(
+        &mut self,
+        now: Instant,
+        _utterance: u32,
+        result: Recognition,
+        shared: &MediaShared,
+    ) {
+        if let Some(sp) = self.speech.as_mut() {
+            sp.awaiting = sp.awaiting.saturating_sub(1);
+        }
+        let event = match result {
+            Recognition::Text { text, confidence } => DialogEvent::Speech { text, confidence },
+            Recognition::Failed { overloaded } => DialogEvent::SpeechFailed { overloaded },
+        };
+        let actions = self.dialog.handle(now, event);
+        self.run_actions(now, actions, shared);
+    }
+
+    /// Closes voxgate's current turn for the transcript.
+    fn end_bot_turn(&mut self, end: Instant, interrupted: bool, shared: &MediaShared) {
+        if let Some((start, prompts)) = self.bot_turn.take() {
+            let _ = shared.events.send(MediaEvent::BotTurn {
+                key: self.key,
+                start,
+                end,
+                prompts,
+                interrupted,
+            });
         }
     }
 
@@ -568,6 +846,8 @@ impl MediaCall {
 
     fn on_digit(&mut self, now: Instant, ev: DtmfEvent, shared: &MediaShared) {
         Metrics::inc(&shared.metrics.dtmf_digits_total);
+        // A key press is not speech: its in-band tone must not become an utterance.
+        self.speech_muted_until = self.frames + DTMF_MASK_AFTER;
         let actions = self.dialog.handle(now, DialogEvent::Digit(ev.digit));
         // The digit itself goes on the timeline only as the dialog engine chose to show it.
         let source = match ev.source {
@@ -594,15 +874,30 @@ impl MediaCall {
                 Action::Play { items, barge_in } => {
                     self.barge_in = barge_in;
                     let mut names = String::new();
+                    let mut fragments = Vec::new();
                     for item in &items {
-                        self.enqueue(item, &mut names, shared);
+                        self.enqueue(item, &mut names, &mut fragments, shared);
+                    }
+                    if let Some(sp) = self.speech.as_mut() {
+                        sp.paused = false;
+                        sp.pipeline.prompt_started(barge_in && sp.barge_in);
+                    }
+                    match self.bot_turn.as_mut() {
+                        Some((_, queued)) => queued.extend(fragments),
+                        // Playback starts with the next frame.
+                        None => self.bot_turn = Some((self.media_time() + TICK, fragments)),
                     }
                     self.timeline(now, "prompt", names, shared);
                 }
                 // A prompt queued with `barge_in: false` (e.g. a legal disclosure) plays to the end.
                 Action::StopPlayback if self.barge_in => {
                     if self.player.stop_and_flush() {
+                        self.end_bot_turn(self.media_time(), true, shared);
                         self.timeline(now, "barge_in", String::new(), shared);
+                    }
+                    if let Some(sp) = self.speech.as_mut() {
+                        sp.paused = false;
+                        sp.pipeline.prompt_stopped();
                     }
                 }
                 Action::StopPlayback => {}
@@ -622,7 +917,13 @@ impl MediaCall {
         }
     }
 
-    fn enqueue(&mut self, item: &Say, names: &mut String, shared: &MediaShared) {
+    fn enqueue(
+        &mut self,
+        item: &Say,
+        names: &mut String,
+        played: &mut Vec<&'static str>,
+        shared: &MediaShared,
+    ) {
         let fragments: Vec<&'static str> = match item {
             Say::Prompt(p) => vec![*p],
             Say::Currency { minor_units, code } => readout::currency(*minor_units, code),
@@ -646,6 +947,7 @@ impl MediaCall {
                 names.push(' ');
             }
             names.push_str(frag);
+            played.push(frag);
         }
     }
 
@@ -686,6 +988,7 @@ impl MediaCall {
     }
 
     fn finish(mut self, shared: &MediaShared) {
+        self.end_bot_turn(self.media_time(), true, shared);
         if let Some(mut rec) = self.recorder.take() {
             let mut tail = Vec::new();
             rec.finish(&mut tail);
@@ -705,6 +1008,15 @@ impl MediaCall {
         drop(self);
         let _ = shared.events.send(MediaEvent::Removed { key, port, stats });
     }
+}
+
+/// Why a call's media could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Session(#[from] voxgate_media::session::SessionError),
+    #[error(transparent)]
+    Speech(#[from] voxgate_media::speech::PipelineError),
 }
 
 /// The figures a telecom engineer looks at first, for the call record.

@@ -40,6 +40,14 @@ metrics! {
     rtp_send_errors_total: "counter", "RTP packets the OS refused to send.";
     recording_frames_dropped_total: "counter", "Recording frames replaced by silence because the writer fell behind.";
     dtmf_digits_total: "counter", "DTMF digits received, all sources.";
+    barge_ins_total: "counter", "Prompts stopped by caller speech.";
+    utterances_total: "counter", "Caller utterances found by the endpointer.";
+    asr_overloaded_total: "counter", "Utterances the saturated ASR pool refused or shed (callers were offered the keypad).";
+    asr_partials_shed_total: "counter", "Streaming partial decodes not queued because the ASR pool was busy.";
+    asr_results_total: "counter", "Final recognition results with text.";
+    asr_failed_total: "counter", "Final recognitions without text (nothing recognised or decode error).";
+    asr_decode_ms_total: "counter", "Milliseconds spent decoding, all ASR workers, partials included.";
+    asr_partials_total: "counter", "Streaming partial results decoded.";
     store_errors_total: "counter", "Failed writes to the call store.";
     sip_requests_total: "counter", "SIP requests received, retransmissions included.";
     sip_responses_sent_total: "counter", "SIP responses sent, retransmissions included.";

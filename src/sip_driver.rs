@@ -180,7 +180,7 @@ pub async fn run(
         crate::metrics::Metrics::set(&metrics.calls_active, controller.active_calls() as u64);
         metrics.publish_sip(&controller.endpoint.stats());
         if let Some(since) = draining_since {
-            if controller.active_calls() == 0 || since.elapsed() > Duration::from_secs(5) {
+            if controller.open_calls() == 0 || since.elapsed() > Duration::from_secs(5) {
                 return controller;
             }
         }

@@ -244,3 +244,116 @@ fn baresip_opus_call_hears_the_greeting() {
         "greeting not heard over Opus: envelope corr {corr:.3}"
     );
 }
+
+/// A dump baresip's sndfile module wrote: `-enc` (what it sent) or `-dec` (what it heard).
+fn dump(dir: &Path, suffix: &str) -> Vec<i16> {
+    let path = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(suffix))
+        .unwrap_or_else(|| panic!("baresip wrote no {suffix} dump"));
+    voxgate_media::wav::load_wav_8k_mono(&path).expect("dump")
+}
+
+fn frame_dbfs(f: &[i16]) -> f64 {
+    common::rms_dbfs(f)
+}
+
+/// The caller talks over the greeting: the greeting must stop shortly after the caller starts (measured
+/// on what baresip sent and heard), and what the caller said must be on the call record as a turn.
+#[test]
+fn baresip_caller_interrupts_the_greeting_by_voice() {
+    let vg = Voxgate::start("baresip-voice");
+    let speech = common::tts_phone(&vg.dir, "flite:rms", "I lost my card. Please freeze it.");
+    let mut pcm = vec![0i16; 8000 * 3];
+    pcm.extend_from_slice(&speech);
+    pcm.extend(vec![0i16; 8000 * 25]);
+    let caller = vg.dir.join("caller.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&caller, spec).expect("caller wav");
+    for &s in &pcm {
+        w.write_sample(s).expect("sample");
+    }
+    w.finalize().expect("finalize");
+
+    let bs = Baresip::start(
+        &vg.dir.join("baresip"),
+        &caller,
+        ";audio_codecs=PCMU/8000/1",
+    );
+    let reply = bs.command("dial", &format!("sip:hotline@{}", vg.sip_addr()));
+    assert!(!reply.contains("\"ok\":false"), "dial refused: {reply}");
+    // voxgate answers the request (card services), says goodbye and hangs up.
+    let rec = vg.wait_ended_calls(1, Duration::from_secs(40)).remove(0);
+    std::thread::sleep(Duration::from_millis(500));
+    drop(bs);
+    let kinds: Vec<String> = rec["timeline"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    format!(
+                        "{} {}",
+                        e["kind"].as_str().unwrap_or(""),
+                        e["detail"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        kinds.iter().any(|k| k.starts_with("barge_in speech")),
+        "{kinds:#?}"
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|k| k.starts_with("menu_choice 2 card_services")),
+        "{kinds:#?}"
+    );
+    assert_eq!(rec["end_reason"], "completed", "{rec:#}");
+    let caller_turn = rec["turns"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["speaker"] == "caller"))
+        .unwrap_or_else(|| panic!("no caller turn: {rec:#}"));
+    let text = caller_turn["text"].as_str().unwrap_or("").to_lowercase();
+    eprintln!("caller turn: {caller_turn}");
+    assert!(text.contains("card"), "{text}");
+    assert!(caller_turn["confidence"].as_f64().unwrap_or(0.0) > 0.3);
+
+    // On the client's side: when did the caller start talking (what baresip sent) and when did the
+    // greeting stop reaching it (what baresip heard)? Both dumps start with the call's audio.
+    let dir = vg.dir.join("baresip");
+    let sent = dump(&dir, "-enc.wav");
+    let heard = dump(&dir, "-dec.wav");
+    let onset = sent
+        .chunks(160)
+        .position(|f| frame_dbfs(f) > -40.0)
+        .expect("caller speech in what baresip sent");
+    let frames: Vec<f64> = heard.chunks(160).map(frame_dbfs).collect();
+    assert!(
+        frames.iter().take(onset).filter(|&&d| d > -40.0).count() > onset / 3,
+        "greeting not heard before the caller spoke"
+    );
+    // Nothing new plays for at least 1.5 s after the onset (the caller is still talking), so the last
+    // loud frame in that window is where the greeting stopped.
+    let window = frames
+        .get(onset..(onset + 75).min(frames.len()))
+        .unwrap_or(&[]);
+    let last_loud = window.iter().rposition(|&d| d > -45.0).map_or(0, |i| i + 1);
+    let stop_ms = last_loud * 20;
+    eprintln!(
+        "client side: caller onset at {:.2} s, greeting stopped {stop_ms} ms later",
+        onset as f64 * 0.02
+    );
+    assert!(
+        stop_ms <= 500,
+        "greeting still heard {stop_ms} ms after the caller started speaking"
+    );
+}

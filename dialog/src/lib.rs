@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 /// Something that happened on the call, fed to the engine in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// Media is flowing; the engine may start talking.
     Started,
@@ -17,6 +17,14 @@ pub enum Event {
     Digit(char),
     /// The deadline from [`MenuIvr::poll_timeout`] has passed.
     Timeout,
+    /// Caller speech interrupted the prompt; the media side already flushed it (no `PromptDone` follows).
+    BargeIn,
+    /// The caller started speaking (endpointer); a result follows.
+    SpeechStarted,
+    /// What the caller said (final recognition result).
+    Speech { text: String, confidence: f32 },
+    /// The caller spoke but no text came out: recogniser overloaded, failed, or heard nothing usable.
+    SpeechFailed { overloaded: bool },
 }
 
 /// One piece of what the call should say; the media side maps it to prompt fragments.
@@ -104,6 +112,11 @@ enum State {
     AwaitingChoice {
         deadline: Instant,
     },
+    /// The caller is speaking (or their words are being recognised); the safety deadline keeps a lost
+    /// result from trapping the caller.
+    Listening {
+        deadline: Instant,
+    },
     /// Reading the answer to a choice; keys are recorded but ignored.
     Responding,
     /// Playing the goodbye; the call ends when it finishes.
@@ -131,7 +144,7 @@ impl MenuIvr {
     /// When [`Event::Timeout`] must be delivered, if at all.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
-            State::AwaitingChoice { deadline } => Some(deadline),
+            State::AwaitingChoice { deadline } | State::Listening { deadline } => Some(deadline),
             _ => None,
         }
     }
@@ -154,7 +167,44 @@ impl MenuIvr {
                 out.push(Action::StopPlayback);
                 self.choose(d, &mut out);
             }
-            (State::AwaitingChoice { .. }, Event::Digit(d)) => self.choose(d, &mut out),
+            (State::AwaitingChoice { .. } | State::Listening { .. }, Event::Digit(d)) => {
+                self.choose(d, &mut out)
+            }
+            (State::Menu | State::AwaitingChoice { .. }, Event::BargeIn | Event::SpeechStarted) => {
+                self.state = State::Listening {
+                    deadline: now + LISTEN_LIMIT,
+                };
+            }
+            (
+                State::Menu | State::AwaitingChoice { .. } | State::Listening { .. },
+                Event::Speech { text, .. },
+            ) => match spoken_choice(&text) {
+                Some(digit) => {
+                    out.push(Action::StopPlayback);
+                    self.choose_option(digit, &mut out);
+                }
+                None => {
+                    out.push(Action::StopPlayback);
+                    self.retry(&mut out, "not_understood");
+                }
+            },
+            (
+                State::Menu | State::AwaitingChoice { .. } | State::Listening { .. },
+                Event::SpeechFailed { overloaded },
+            ) => {
+                out.push(Action::StopPlayback);
+                self.retry(
+                    &mut out,
+                    if overloaded {
+                        "use_keypad"
+                    } else {
+                        "not_understood"
+                    },
+                );
+            }
+            (State::Listening { deadline }, Event::Timeout) if now >= deadline => {
+                self.retry(&mut out, "not_understood");
+            }
             (State::AwaitingChoice { deadline }, Event::Timeout) if now >= deadline => {
                 self.attempts += 1;
                 if self.attempts >= self.config.max_attempts {
@@ -190,8 +240,23 @@ impl MenuIvr {
         self.state = State::Menu;
     }
 
+    /// A failed attempt: re-prompt with `preamble`, or give up after `max_attempts`.
+    fn retry(&mut self, out: &mut Vec<Action>, preamble: &'static str) {
+        self.attempts += 1;
+        if self.attempts >= self.config.max_attempts {
+            self.close(out, HangupCause::TooManyErrors);
+        } else {
+            self.play_menu(out, Some(preamble));
+        }
+    }
+
     fn choose(&mut self, digit: char, out: &mut Vec<Action>) {
         out.push(Action::RecordDigit(digit));
+        self.choose_option(digit, out);
+    }
+
+    /// Acts on a menu option, whether pressed or said (`digit` is the option's key).
+    fn choose_option(&mut self, digit: char, out: &mut Vec<Action>) {
         let (option, items) = match digit {
             '1' => (
                 "balance",
@@ -233,6 +298,35 @@ impl MenuIvr {
             barge_in: false,
         });
         self.state = State::Closing(cause);
+    }
+}
+
+/// Longest wait for a recognition result once the caller started speaking.
+const LISTEN_LIMIT: Duration = Duration::from_secs(30);
+
+/// The menu option a spoken request names, by keyword. The conversational engine replaces this with intents.
+fn spoken_choice(text: &str) -> Option<char> {
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let has = |k: &[&str]| words.iter().any(|w| k.contains(w));
+    if has(&[
+        "agent",
+        "human",
+        "person",
+        "representative",
+        "operator",
+        "someone",
+    ]) {
+        Some('0')
+    } else if has(&["balance", "balances", "much", "funds"]) {
+        Some('1')
+    } else if has(&["card", "cards", "lost", "stolen", "freeze", "block"]) {
+        Some('2')
+    } else {
+        None
     }
 }
 
@@ -346,6 +440,79 @@ mod tests {
             ivr.handle(t0, Event::PromptDone),
             vec![Action::HangUp(HangupCause::TooManyErrors)]
         );
+    }
+
+    #[test]
+    fn spoken_request_over_the_greeting_selects_the_option() {
+        let t0 = Instant::now();
+        let mut ivr = MenuIvr::new(MenuConfig::default());
+        ivr.handle(t0, Event::Started);
+        assert!(ivr.handle(t0, Event::BargeIn).is_empty());
+        assert_eq!(ivr.poll_timeout(), Some(t0 + LISTEN_LIMIT));
+        let a = ivr.handle(
+            t0,
+            Event::Speech {
+                text: " I'd like to check my balance, please.".into(),
+                confidence: 0.8,
+            },
+        );
+        assert!(
+            !a.iter().any(|a| matches!(a, Action::RecordDigit(_))),
+            "a spoken choice is not a key press: {a:?}"
+        );
+        assert!(a.contains(&Action::MenuChoice {
+            digit: '1',
+            option: "balance"
+        }));
+        assert_eq!(plays(&a)[0][0], Say::Prompt("balance_is"));
+    }
+
+    #[test]
+    fn unrecognised_or_failed_speech_reprompts_then_gives_up() {
+        let t0 = Instant::now();
+        let mut ivr = MenuIvr::new(MenuConfig::default());
+        ivr.handle(t0, Event::Started);
+        ivr.handle(t0, Event::SpeechStarted);
+        let a = ivr.handle(
+            t0,
+            Event::Speech {
+                text: "what is the weather".into(),
+                confidence: 0.9,
+            },
+        );
+        assert_eq!(
+            plays(&a),
+            vec![vec![Say::Prompt("not_understood"), Say::Prompt("greeting")]]
+        );
+        let a = ivr.handle(t0, Event::SpeechFailed { overloaded: true });
+        assert_eq!(
+            plays(&a),
+            vec![vec![Say::Prompt("use_keypad"), Say::Prompt("greeting")]]
+        );
+        let a = ivr.handle(t0, Event::SpeechFailed { overloaded: false });
+        assert_eq!(plays(&a), vec![vec![Say::Prompt("goodbye")]]);
+    }
+
+    #[test]
+    fn a_lost_recognition_result_does_not_trap_the_caller() {
+        let t0 = Instant::now();
+        let mut ivr = MenuIvr::new(MenuConfig::default());
+        ivr.handle(t0, Event::Started);
+        ivr.handle(t0, Event::PromptDone);
+        ivr.handle(t0, Event::SpeechStarted);
+        let a = ivr.handle(t0 + LISTEN_LIMIT, Event::Timeout);
+        assert_eq!(
+            plays(&a),
+            vec![vec![Say::Prompt("not_understood"), Say::Prompt("greeting")]]
+        );
+    }
+
+    #[test]
+    fn spoken_keywords() {
+        assert_eq!(spoken_choice("Can I talk to a human?"), Some('0'));
+        assert_eq!(spoken_choice("I lost my card."), Some('2'));
+        assert_eq!(spoken_choice("How much money do I have"), Some('1'));
+        assert_eq!(spoken_choice("hello"), None);
     }
 
     #[test]

@@ -93,6 +93,15 @@ pub enum Problem {
     UnknownLogFormat { value: String },
     #[error("core {core} listed twice")]
     DuplicateCore { core: i64 },
+    #[error("unknown value {value:?} (expected one of: {expected})")]
+    UnknownChoice {
+        value: String,
+        expected: &'static str,
+    },
+    #[error("language {language} needs the multilingual model (model = \"base\")")]
+    LanguageNeedsMultilingual { language: &'static str },
+    #[error("{value} ms must be below max_utterance_ms {max} ms")]
+    NotBelowMaxUtterance { value: i64, max: i64 },
 }
 
 /// A [`Problem`] at a key.

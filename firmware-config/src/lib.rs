@@ -13,8 +13,9 @@ use std::path::Path;
 
 pub use error::{ConfigError, Diagnostic, Location, Problem};
 pub use schema::{
-    CallConfig, CodecName, Config, HttpConfig, HwConfig, LogConfig, LogFormat, MediaConfig,
-    PromptsConfig, RecordingConfig, SipConfig, StorageConfig,
+    AsrConfig, AsrLanguage, AsrModel, BargeInResume, CallConfig, CodecName, Config, HttpConfig,
+    HwConfig, LogConfig, LogFormat, MediaConfig, PromptsConfig, RecordingConfig, SipConfig,
+    SpeechConfig, StorageConfig, VadName,
 };
 
 /// Reads and validates the config at `path` against the codecs compiled into this build.

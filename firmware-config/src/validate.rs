@@ -10,7 +10,7 @@ use toml_edit::Document;
 
 use crate::error::{Diagnostic, Location, Problem};
 use crate::raw::RawConfig;
-use crate::schema::{CodecName, Config, LogFormat};
+use crate::schema::{AsrLanguage, AsrModel, BargeInResume, CodecName, Config, LogFormat, VadName};
 
 pub(crate) struct Validator<'a> {
     origin: &'a Path,
@@ -140,6 +140,7 @@ impl<'a> Validator<'a> {
         self.media(raw, &mut c);
         self.files(raw, &mut c, &base);
         self.misc(raw, &mut c);
+        self.speech(raw, &mut c, &base);
         if self.diags.is_empty() {
             Ok(c)
         } else {
@@ -427,6 +428,165 @@ impl<'a> Validator<'a> {
             30_000,
         ) {
             c.call.answer_delay_ms = v;
+        }
+    }
+}
+
+impl Validator<'_> {
+    /// Case-insensitive match of `value` against `choices` by their config spelling.
+    fn choice<T: Copy>(
+        &mut self,
+        path: &[&str],
+        value: &str,
+        choices: &[T],
+        name: fn(T) -> &'static str,
+        expected: &'static str,
+    ) -> Option<T> {
+        let found = choices
+            .iter()
+            .copied()
+            .find(|c| name(*c).eq_ignore_ascii_case(value));
+        if found.is_none() {
+            self.report(
+                path,
+                Problem::UnknownChoice {
+                    value: value.to_string(),
+                    expected,
+                },
+            );
+        }
+        found
+    }
+
+    fn speech(&mut self, raw: &RawConfig, c: &mut Config, base: &Path) {
+        /// Longest duration the endpointer and barge-in detector accept (their `MAX_CONFIG_MS`).
+        const MAX_MS: i64 = 600_000;
+        let s = &raw.speech;
+        c.speech.enabled = s.enabled;
+        c.speech.bargein = s.bargein;
+        c.speech.echo_guard = s.echo_guard;
+        if let Some(v) = self.choice(
+            &["speech", "vad"],
+            &s.vad,
+            &VadName::ALL,
+            VadName::as_str,
+            "webrtc, earshot",
+        ) {
+            c.speech.vad = v;
+        }
+        if let Some(v) = self.choice(
+            &["speech", "bargein_resume"],
+            &s.bargein_resume,
+            &BargeInResume::ALL,
+            BargeInResume::as_str,
+            "flush, pause",
+        ) {
+            c.speech.bargein_resume = v;
+        }
+        let sp = &mut c.speech;
+        for (key, value, slot, may_be_zero) in [
+            (
+                "bargein_min_speech_ms",
+                s.bargein_min_speech_ms,
+                &mut sp.bargein_min_speech_ms,
+                false,
+            ),
+            (
+                "bargein_confirm_ms",
+                s.bargein_confirm_ms,
+                &mut sp.bargein_confirm_ms,
+                false,
+            ),
+            (
+                "start_speech_ms",
+                s.start_speech_ms,
+                &mut sp.start_speech_ms,
+                false,
+            ),
+            (
+                "end_silence_ms",
+                s.end_silence_ms,
+                &mut sp.end_silence_ms,
+                false,
+            ),
+            (
+                "max_utterance_ms",
+                s.max_utterance_ms,
+                &mut sp.max_utterance_ms,
+                false,
+            ),
+            ("pre_roll_ms", s.pre_roll_ms, &mut sp.pre_roll_ms, true),
+            (
+                "partial_interval_ms",
+                s.partial_interval_ms,
+                &mut sp.partial_interval_ms,
+                true,
+            ),
+        ] {
+            let path = ["speech", key];
+            let v = if may_be_zero {
+                self.int(&path, value, 0, MAX_MS)
+            } else {
+                self.positive(&path, value, MAX_MS)
+            };
+            if let Some(v) = v {
+                *slot = v;
+            }
+        }
+        if s.start_speech_ms >= s.max_utterance_ms && s.max_utterance_ms > 0 {
+            self.report(
+                &["speech", "start_speech_ms"],
+                Problem::NotBelowMaxUtterance {
+                    value: s.start_speech_ms,
+                    max: s.max_utterance_ms,
+                },
+            );
+        }
+
+        let a = &raw.asr;
+        let model = self.choice(
+            &["asr", "model"],
+            &a.model,
+            &AsrModel::ALL,
+            AsrModel::as_str,
+            "tiny.en, base",
+        );
+        let language = self.choice(
+            &["asr", "language"],
+            &a.language,
+            &AsrLanguage::ALL,
+            AsrLanguage::as_str,
+            "en, zh",
+        );
+        if let Some(m) = model {
+            c.asr.model = m;
+        }
+        if let Some(l) = language {
+            if l == AsrLanguage::Zh && model == Some(AsrModel::TinyEn) {
+                self.report(
+                    &["asr", "language"],
+                    Problem::LanguageNeedsMultilingual {
+                        language: l.as_str(),
+                    },
+                );
+            }
+            c.asr.language = l;
+        }
+        if let Some(p) = self.path(&["asr", "models_dir"], &a.models_dir, base) {
+            c.asr.models_dir = p;
+        }
+        if let Some(v) = self.positive(&["asr", "workers"], a.workers, 64) {
+            c.asr.workers = v;
+        }
+        if let Some(v) = self.positive(&["asr", "threads_per_worker"], a.threads_per_worker, 64) {
+            c.asr.threads_per_worker = v;
+        }
+        if let Some(v) = self.positive(&["asr", "queue"], a.queue, 10_000) {
+            c.asr.queue = v;
+        }
+        c.asr.initial_prompt = a.initial_prompt.clone();
+        if let Some(v) = self.positive(&["asr", "max_decode_ms"], a.max_decode_ms, 600_000) {
+            c.asr.max_decode_ms = v;
         }
     }
 }

@@ -6,5 +6,5 @@
 pub mod record;
 pub mod store;
 
-pub use record::{CallRecord, CallSummary, TimelineEvent};
+pub use record::{CallRecord, CallSummary, Speaker, TimelineEvent, Turn, TurnSegment};
 pub use store::{CallFilter, Store, StoreError};

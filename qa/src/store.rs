@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::record::{CallRecord, CallSummary, TimelineEvent};
+use crate::record::{CallRecord, CallSummary, Speaker, TimelineEvent, Turn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -31,10 +31,13 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("stored JSON is corrupt: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("stored turn has unknown speaker {0:?}")]
+    UnknownSpeaker(String),
 }
 
 /// Ordered migrations; index + 1 is the schema version after applying it.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE calls (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     call_id        TEXT NOT NULL,
@@ -61,7 +64,22 @@ CREATE TABLE call_events (
     detail      TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (call, seq)
 );
-"#];
+"#,
+    r#"
+CREATE TABLE call_turns (
+    call        INTEGER NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    speaker     TEXT NOT NULL,
+    start_ms    INTEGER NOT NULL,
+    end_ms      INTEGER NOT NULL,
+    text        TEXT NOT NULL,
+    confidence  REAL,
+    interrupted INTEGER NOT NULL DEFAULT 0,
+    segments    TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (call, seq)
+);
+"#,
+];
 
 /// Which calls a listing returns, newest first.
 #[derive(Clone, Debug, Default)]
@@ -193,6 +211,26 @@ impl Store {
                 ])?;
             }
         }
+        tx.execute("DELETE FROM call_turns WHERE call = ?1", params![rec.id])?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT INTO call_turns (call, seq, speaker, start_ms, end_ms, text, confidence, interrupted, segments)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for (seq, t) in rec.turns.iter().enumerate() {
+                stmt.execute(params![
+                    rec.id,
+                    seq as i64,
+                    t.speaker.as_str(),
+                    t.start_ms as i64,
+                    t.end_ms as i64,
+                    t.text,
+                    t.confidence.map(f64::from),
+                    t.interrupted,
+                    serde_json::to_string(&t.segments)?,
+                ])?;
+            }
+        }
         tx.commit()?;
         Ok(())
     }
@@ -223,6 +261,7 @@ impl Store {
                             recording_path: r.get(12)?,
                             media_stats: serde_json::Value::Null,
                             timeline: Vec::new(),
+                            turns: Vec::new(),
                         },
                         r.get::<_, String>(13)?,
                     ))
@@ -245,6 +284,37 @@ impl Store {
                 })
             })?
             .collect::<Result<_, _>>()?;
+        let mut stmt = self.conn.prepare(
+            "SELECT speaker, start_ms, end_ms, text, confidence, interrupted, segments
+             FROM call_turns WHERE call = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt
+            .query_map(params![id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<f64>>(4)?,
+                    r.get::<_, bool>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        for (speaker, start, end, text, confidence, interrupted, segments) in rows {
+            let Some(speaker) = Speaker::from_name(&speaker) else {
+                return Err(StoreError::UnknownSpeaker(speaker));
+            };
+            rec.turns.push(Turn {
+                speaker,
+                start_ms: start.max(0) as u64,
+                end_ms: end.max(0) as u64,
+                text,
+                confidence: confidence.map(|c| c as f32),
+                interrupted,
+                segments: serde_json::from_str(&segments)?,
+            });
+        }
         Ok(Some(rec))
     }
 
@@ -294,6 +364,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::TurnSegment;
 
     fn sample() -> CallRecord {
         CallRecord {
@@ -336,6 +407,30 @@ mod tests {
                 at_ms: 3000,
                 kind: "dtmf".into(),
                 detail: "1 rfc4733".into(),
+            },
+        ];
+        rec.turns = vec![
+            Turn {
+                speaker: Speaker::Voxgate,
+                start_ms: 60,
+                end_ms: 2100,
+                text: "Welcome to the demo bank.".into(),
+                confidence: None,
+                interrupted: true,
+                segments: vec![],
+            },
+            Turn {
+                speaker: Speaker::Caller,
+                start_ms: 1800,
+                end_ms: 3200,
+                text: "My balance, please.".into(),
+                confidence: Some(0.75),
+                interrupted: false,
+                segments: vec![TurnSegment {
+                    start_ms: 1800,
+                    end_ms: 3200,
+                    text: "My balance, please.".into(),
+                }],
             },
         ];
         s.save_call(&rec).unwrap();

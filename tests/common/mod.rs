@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -29,6 +30,63 @@ pub fn free_port() -> u16 {
     }
     panic!("no free port on loopback");
 }
+
+/// The whisper model shared by every test (the ASR crate's tests use the same directory): installed once,
+/// before any voxgate starts, so parallel tests never race to install it.
+pub fn asr_models_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("asr-models");
+        let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+            .args(["models", "install", "--model", "tiny.en", "--dir"])
+            .arg(&dir)
+            .output()
+            .expect("run voxgate models install");
+        assert!(
+            out.status.success(),
+            "model install failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+    .clone()
+}
+
+/// `text` spoken by a TTS engine (`flite:VOICE` or `espeak:VOICE`) through a telephone channel: 8 kHz,
+/// 300–3400 Hz, peak -6 dBFS.
+pub fn tts_phone(dir: &Path, voice: &str, text: &str) -> Vec<i16> {
+    let raw = dir.join(format!(
+        "tts-{}.wav",
+        NEXT_TTS.fetch_add(1, Ordering::SeqCst)
+    ));
+    let status = match voice.split_once(':') {
+        Some(("flite", v)) => Command::new("flite")
+            .args(["-voice", v, "-t", text, "-o"])
+            .arg(&raw)
+            .status(),
+        Some(("espeak", v)) => Command::new("espeak-ng")
+            .args(["-v", v, "-s", "150", "-w"])
+            .arg(&raw)
+            .arg(text)
+            .status(),
+        _ => panic!("unknown voice {voice}"),
+    }
+    .expect("TTS engine installed (flite, espeak-ng)");
+    assert!(status.success(), "TTS failed for {voice}");
+    let phone = raw.with_extension("8k.wav");
+    let status = Command::new("sox")
+        .args(["-D"])
+        .arg(&raw)
+        .args(["-r", "8000", "-c", "1", "-b", "16"])
+        .arg(&phone)
+        .args(["sinc", "300-3400", "norm", "-6"])
+        .status()
+        .expect("sox installed");
+    assert!(status.success(), "sox failed");
+    read_wav(&phone).2
+}
+
+static NEXT_TTS: AtomicU16 = AtomicU16::new(0);
 
 static NEXT_RANGE: AtomicU16 = AtomicU16::new(0);
 
@@ -78,6 +136,11 @@ impl Voxgate {
         cfg.set("storage", "path", "\"voxgate.db\"");
         cfg.set("http", "bind", &format!("\"127.0.0.1:{http_port}\""));
         cfg.set("log", "level", "\"debug\"");
+        cfg.set(
+            "asr",
+            "models_dir",
+            &format!("{:?}", asr_models_dir().to_string_lossy()),
+        );
         tweak(&mut cfg);
         let cfg_path = dir.join("voxgate.toml");
         // Tweaks may refer to the SIP port chosen here as `{sip_port}`.

@@ -1,5 +1,7 @@
 //! Echo guard and barge-in on real speech (test-only): an espeak prompt echoed back by a
-//! simulated hybrid, callers and coughs from another TTS engine on top. Run with
+//! simulated hybrid or by a VoIP loopback (`sipp -rtp_echo`: our exact μ-law samples at
+//! 0 dB, no line noise, possibly a jitter-buffer delay jump), callers and coughs from
+//! another TTS engine on top. Every call starts with a fresh echo guard. Run with
 //! `cargo test -p voxgate-media speech::duplex_eval -- --nocapture` for the figures.
 //!
 //! The echo guard runs once per scenario (the expensive part in debug builds) and every
@@ -350,6 +352,198 @@ fn without_echo_callers_barge_in_and_early_ones_wait_for_the_measurement() {
             // Until ~1 s of prompt has been measured, the floor is the worst-case prior.
             let bound = if k == 0 { 2_500 } else { 400 };
             assert!((0..=bound).contains(&latency), "{name}: {latency} ms");
+        }
+    }
+}
+
+// `sipp -rtp_echo` and loud field echo: the guard must hold from the first frame of the
+// first prompt, with no measurement of the echo path yet.
+
+/// What a digital loopback returns: the exact samples we sent (already μ-law values),
+/// `delay_ms(n)` late for near sample `n`, scaled by `gain_db`, plus `extra` signals; mixed
+/// and re-encoded to μ-law, and no line noise (digital silence between words).
+fn loopback(
+    far: &[i16],
+    delay_ms: &dyn Fn(usize) -> usize,
+    gain_db: f32,
+    extra: &[(usize, &[i16])],
+) -> Vec<i16> {
+    let g = 10f32.powf(gain_db / 20.0);
+    let mut near: Vec<f32> = (0..far.len())
+        .map(|n| {
+            n.checked_sub(delay_ms(n) * 8)
+                .map_or(0.0, |i| f32::from(far[i]) * g)
+        })
+        .collect();
+    for &(offset, x) in extra {
+        for (n, &v) in near.iter_mut().skip(offset).zip(x.iter()) {
+            *n += f32::from(v);
+        }
+    }
+    near.iter()
+        .map(|&v| ulaw_decode(ulaw_encode(v.round().clamp(-32768.0, 32767.0) as i16)))
+        .collect()
+}
+
+/// True ERLE (dB) over `from..` samples, from the audio.
+fn erle_from(c: &Cancelled, from: usize) -> f64 {
+    let cleaned: Vec<i16> = c.cleaned.iter().flatten().copied().collect();
+    10.0 * (power(&c.near[from..]) / power(&cleaned[from..]).max(1e-3)).log10()
+}
+
+/// Runs every engine with the default (flush) and pause-then-confirm policies over an
+/// echo-only call; prints and asserts that nothing ever barges in.
+fn assert_echo_never_barges_in(what: &str, c: &Cancelled) {
+    let pause = BargeInConfig {
+        resume: ResumePolicy::PauseThenConfirm {
+            confirm_ms: 400,
+            resume_silence_ms: 200,
+        },
+        ..BargeInConfig::default()
+    };
+    for &(name, kind) in ENGINES {
+        let (f, events) = detect(kind, BargeInConfig::default(), c);
+        let voiced = f.iter().filter(|f| f.speech_probability >= 0.5).count();
+        let gated = f.iter().filter(|f| f.is_speech(0.5)).count();
+        let (_, paused) = detect(kind, pause, c);
+        let pauses = paused
+            .iter()
+            .filter(|e| matches!(e.1, BargeInEvent::Pause { .. }))
+            .count();
+        println!(
+            "  {name:<12} VAD speech on residual {voiced} frames, above the floor {gated} \
+             (longest run {} ms); barge-ins {}, pauses {pauses}",
+            longest_speech_run(&f) * 20,
+            barge_ins(&events).len(),
+        );
+        assert!(
+            events.is_empty(),
+            "{what} {name}: echo barged in: {events:?}"
+        );
+        assert!(
+            barge_ins(&paused).is_empty(),
+            "{what} {name}: echo barged in (pause policy): {paused:?}"
+        );
+    }
+}
+
+fn print_echo_figures(what: &str, c: &Cancelled) {
+    let last = c.echo.last().expect("frames");
+    let above = c.echo.iter().filter(|e| e.above_echo_floor).count();
+    let first_second = c.echo[..50].iter().filter(|e| e.above_echo_floor).count();
+    println!(
+        "{what}: ERLE {:.1} dB after 3 s (tracked {:.1}), ERL {:.1} dB, delay estimate {:?} ms, \
+         {above}/{} frames above the echo floor ({first_second} in the first second)",
+        erle_from(c, 3 * 8000),
+        last.erle_db,
+        last.erl_db,
+        last.delay_ms,
+        c.echo.len()
+    );
+}
+
+#[test]
+fn loopback_echo_at_0_db_never_barges_in_from_the_first_frame() {
+    let s = scene();
+    println!();
+    for delay in [20usize, 40, 60, 80] {
+        let c = cancel(&s.prompt, loopback(&s.prompt, &|_| delay, 0.0, &[]));
+        let what = format!("loopback {delay} ms 0 dB");
+        print_echo_figures(&what, &c);
+        assert_echo_never_barges_in(&what, &c);
+        let erle = erle_from(&c, 3 * 8000);
+        assert!(erle > 20.0, "{what}: ERLE {erle:.1} dB");
+    }
+}
+
+#[test]
+fn loopback_delay_jump_does_not_barge_in() {
+    let s = scene();
+    // Mid-prompt, on a frame boundary (the jitter buffer adds or drops one packet), and
+    // once off it.
+    let half = s.prompt.len() / 2 / FRAME_SAMPLES * FRAME_SAMPLES;
+    println!();
+    for (from, to, at) in [
+        (40usize, 60usize, half),
+        (60, 40, half),
+        (40, 60, half + 80),
+    ] {
+        let delay = move |n: usize| if n < at { from } else { to };
+        let c = cancel(&s.prompt, loopback(&s.prompt, &delay, 0.0, &[]));
+        let what = format!("loopback 0 dB, delay {from} -> {to} ms at {} ms", ms(at));
+        print_echo_figures(&what, &c);
+        let jump = at / FRAME_SAMPLES;
+        let around: Vec<bool> = c.echo[jump..jump + 25]
+            .iter()
+            .map(|e| e.above_echo_floor)
+            .collect();
+        let after = erle_from(&c, at + 8000);
+        println!(
+            "  after the jump: {} of the next 25 frames above the floor, ERLE {after:.1} dB \
+             from 1 s after it, delay estimate then {:?} ms",
+            around.iter().filter(|&&a| a).count(),
+            c.echo.last().and_then(|e| e.delay_ms)
+        );
+        assert_echo_never_barges_in(&what, &c);
+        assert!(after > 20.0, "{what}: ERLE {after:.1} dB after the jump");
+    }
+}
+
+#[test]
+fn loud_field_echo_at_6_db_never_barges_in() {
+    let s = scene();
+    println!();
+    let c = cancel(&s.prompt, near_signal(&s.prompt, Some((40, 6.0)), &[]));
+    let what = "hybrid echo 40 ms -6 dB";
+    print_echo_figures(what, &c);
+    assert_echo_never_barges_in(what, &c);
+    let c = cancel(&s.prompt, loopback(&s.prompt, &|_| 40, -6.0, &[]));
+    let what = "loopback 40 ms -6 dB";
+    print_echo_figures(what, &c);
+    assert_echo_never_barges_in(what, &c);
+}
+
+#[test]
+fn caller_over_loud_echo_barges_in_within_300_ms() {
+    let s = scene();
+    let onset = onset_sample(&s.caller_clean);
+    let at = 3 * 8000;
+    println!();
+    for gain in [0.0f32, -10.0] {
+        let caller = scaled(&s.caller, gain);
+        let extra: &[(usize, &[i16])] = &[(at, caller.as_slice())];
+        let scenes = [
+            (
+                "loopback 40 ms 0 dB",
+                loopback(&s.prompt, &|_| 40, 0.0, extra),
+            ),
+            (
+                "loopback 80 ms 0 dB",
+                loopback(&s.prompt, &|_| 80, 0.0, extra),
+            ),
+            (
+                "hybrid 40 ms -6 dB",
+                near_signal(&s.prompt, Some((40, 6.0)), extra),
+            ),
+        ];
+        for (what, near) in scenes {
+            let c = cancel(&s.prompt, near);
+            for &(name, kind) in ENGINES {
+                let (_, events) = detect(kind, BargeInConfig::default(), &c);
+                let fired = barge_ins(&events);
+                let onset_ms = ms(at + onset);
+                let latency = fired
+                    .first()
+                    .map_or(i64::MAX, |&f| (f as i64 + 1) * 20 - onset_ms);
+                println!(
+                    "{what}, caller {gain:>5} dB vs prompt at {onset_ms} ms: {name:<12} \
+                     barge-in decided after {latency} ms"
+                );
+                assert!(
+                    (0..=300).contains(&latency),
+                    "{what} {gain} dB {name}: {events:?}"
+                );
+            }
         }
     }
 }
