@@ -550,6 +550,16 @@ impl Controller {
                 submitted,
             } => {
                 if let Some(call) = self.calls.get_mut(&CallHandle(key)) {
+                    call.record.timeline.push(TimelineEvent {
+                        at_ms: ms_since(call.arrived, now),
+                        kind: "utterance".into(),
+                        detail: format!(
+                            "#{utterance} {}..{} ms{}",
+                            ms_since(call.arrived, start),
+                            ms_since(call.arrived, end),
+                            if cut { " cut at max length" } else { "" }
+                        ),
+                    });
                     if submitted {
                         call.pending_asr.insert(utterance, (start, end, cut));
                     } else {

@@ -71,6 +71,15 @@ fn onset(x: &[i16]) -> usize {
         .map_or(0, |i| i * 160)
 }
 
+/// Samples from the first to the end of the last 20 ms frame louder than -40 dBFS.
+fn onset_to_end(x: &[i16]) -> usize {
+    let last = x
+        .chunks(160)
+        .rposition(|f| rms_dbfs(f) > -40.0)
+        .map_or(0, |i| (i + 1) * 160);
+    last.saturating_sub(onset(x))
+}
+
 fn mix_into(dst: &mut [i16], src: &[i16], at: usize) {
     for (d, &s) in dst.iter_mut().skip(at).zip(src) {
         *d = (i32::from(*d) + i32::from(s)).clamp(-32768, 32767) as i16;
@@ -256,6 +265,17 @@ fn caller_speech_over_the_echo_barges_in_and_is_transcribed() {
         end > expected_onset + speech_ms / 2 && end <= expected_onset + speech_ms + 300,
         "turn ends at {end} ms; speech {expected_onset}+{speech_ms} ms"
     );
+    // End-of-utterance latency: from the end of the caller's words to the endpointer's decision, and
+    // to the recognised text.
+    let decided = at_of(&rec, "utterance").unwrap_or(0) as i64;
+    let recognized = at_of(&rec, "recognized").unwrap_or(0) as i64;
+    let words_end = expected_onset + (onset_to_end(&speech) / 8) as i64;
+    eprintln!(
+        "end of utterance decided {} ms after the last word; text ready {} ms after it",
+        decided - words_end,
+        recognized - words_end
+    );
+    assert!(recognized >= decided && decided > words_end);
     let confidence = said["confidence"].as_f64().unwrap_or(0.0);
     assert!(confidence > 0.3, "confidence {confidence}");
 
