@@ -3,8 +3,13 @@
 //! This crate holds the call's decision logic so it can be tested on simulated event streams, away from
 //! sockets and audio. The first engine is a keypad menu ([`MenuIvr`]); the conversational engine of the
 //! dialog-manager issue replaces it behind the same [`Event`]/[`Action`] vocabulary.
+//!
+//! [`nlu`] is the understanding layer that engine builds on: intents from (misheard) recogniser text, and
+//! entities (digit strings, keypad collection, yes/no, amounts, dates).
 
 use std::time::{Duration, Instant};
+
+pub mod nlu;
 
 /// Something that happened on the call, fed to the engine in order.
 #[derive(Clone, Debug, PartialEq)]
@@ -304,29 +309,18 @@ impl MenuIvr {
 /// Longest wait for a recognition result once the caller started speaking.
 const LISTEN_LIMIT: Duration = Duration::from_secs(30);
 
-/// The menu option a spoken request names, by keyword. The conversational engine replaces this with intents.
+/// The menu option a spoken request names, through the intent model (robust to misheard words). The
+/// conversational engine replaces the menu; until then, intents map onto its keys.
 fn spoken_choice(text: &str) -> Option<char> {
-    let lower = text.to_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    let has = |k: &[&str]| words.iter().any(|w| k.contains(w));
-    if has(&[
-        "agent",
-        "human",
-        "person",
-        "representative",
-        "operator",
-        "someone",
-    ]) {
-        Some('0')
-    } else if has(&["balance", "balances", "much", "funds"]) {
-        Some('1')
-    } else if has(&["card", "cards", "lost", "stolen", "freeze", "block"]) {
-        Some('2')
-    } else {
-        None
+    static MODEL: std::sync::OnceLock<Option<nlu::IntentModel>> = std::sync::OnceLock::new();
+    let model = MODEL
+        .get_or_init(|| nlu::IntentModel::new(&nlu::bank_intents()).ok())
+        .as_ref()?;
+    match model.classify_text(text).intent()? {
+        "balance" | "transactions" => Some('1'),
+        "lost_card" => Some('2'),
+        "agent" | "fraud" => Some('0'),
+        _ => None,
     }
 }
 
@@ -512,6 +506,8 @@ mod tests {
         assert_eq!(spoken_choice("Can I talk to a human?"), Some('0'));
         assert_eq!(spoken_choice("I lost my card."), Some('2'));
         assert_eq!(spoken_choice("How much money do I have"), Some('1'));
+        assert_eq!(spoken_choice("check my account melon"), Some('1'));
+        assert_eq!(spoken_choice("我的信用卡丢了"), Some('2'));
         assert_eq!(spoken_choice("hello"), None);
     }
 
