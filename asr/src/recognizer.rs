@@ -17,6 +17,8 @@ use whisper_rs::{
 
 use voxgate_media::resample::{i16_to_f32, resample, ResampleError};
 
+use crate::simplified::to_simplified;
+
 /// Whisper's input rate; everything else is resampled to it.
 pub const WHISPER_RATE_HZ: u32 = 16_000;
 /// Encoder frames per second of audio (one frame per 20 ms after the conv stride).
@@ -385,7 +387,12 @@ impl Recognizer {
                 .map_err(|source| AsrError::Segment { index, source })?;
             // whisper timestamps are in 10 ms units; without timestamp tokens the segment is the whole utterance.
             let to_ms = |cs: i64| u32::try_from(cs.saturating_mul(10).max(0)).unwrap_or(u32::MAX);
-            let text = collapse_repetitions(&text);
+            // Dialog steps match Simplified keywords, and the prompt alone does not keep `base` from writing
+            // Traditional forms; converting first also lets a loop mixing 丟/丢 collapse.
+            let text = match self.config.language {
+                Language::Mandarin => collapse_repetitions(&to_simplified(&text)),
+                Language::English => collapse_repetitions(&text),
+            };
             // "♪♪", "..." and the like: whisper's rendering of hiss and hold music, not words.
             if !text.chars().any(char::is_alphanumeric) {
                 continue;
@@ -422,16 +429,18 @@ impl Recognizer {
 /// words repeated back to back is kept once, and a cut-off copy at the very end (the token cap struck mid-loop)
 /// is dropped. Tiny models loop most with a prompt and a short audio context; real speech rarely repeats a
 /// 3-word phrase verbatim twice in a row, and if it does, nothing is lost for intent.
+///
+/// Chinese has no spaces, so there every Han character counts as a word: otherwise a loop like "轻轻轻轻轻轻…" or
+/// "下的日子，下的日子，下的日子" (both seen from `base` on noise and robotic speech) would pass through whole.
 pub fn collapse_repetitions(text: &str) -> String {
-    let mut words: Vec<&str> = text.split_whitespace().collect();
+    let mut units = loop_units(text);
     let key = |w: &str| -> String {
         w.chars()
             .filter(|c| c.is_alphanumeric())
             .flat_map(char::to_lowercase)
             .collect()
     };
-    let keys: Vec<String> = words.iter().map(|w| key(w)).collect();
-    let mut keys = keys;
+    let mut keys: Vec<String> = units.iter().map(|u| key(u.text)).collect();
     'scan: loop {
         let len = keys.len();
         for n in 3..=len / 2 {
@@ -449,14 +458,65 @@ pub fn collapse_repetitions(text: &str) -> String {
                 } else {
                     end
                 };
-                words.drain(i + n..drop_to);
+                units.drain(i + n..drop_to);
                 keys.drain(i + n..drop_to);
                 continue 'scan;
             }
         }
         break;
     }
-    words.join(" ")
+    let mut out = String::with_capacity(text.len());
+    for unit in &units {
+        if unit.spaced && !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(unit.text);
+    }
+    out
+}
+
+/// What [`collapse_repetitions`] compares: a whitespace-separated word, or inside unspaced Han text one character
+/// together with the punctuation around it.
+struct LoopUnit<'a> {
+    text: &'a str,
+    /// Begins a whitespace-separated word, so a space goes before it when the text is put back together.
+    spaced: bool,
+}
+
+fn loop_units(text: &str) -> Vec<LoopUnit<'_>> {
+    let mut units = Vec::new();
+    for word in text.split_whitespace() {
+        let mut start = 0;
+        let mut seen_han = false;
+        for (i, c) in word.char_indices() {
+            if !is_han(c) {
+                continue;
+            }
+            // A new unit at every Han character but the word's first, so leading punctuation stays attached.
+            if seen_han {
+                units.push(LoopUnit {
+                    text: &word[start..i],
+                    spaced: start == 0,
+                });
+                start = i;
+            }
+            seen_han = true;
+        }
+        units.push(LoopUnit {
+            text: &word[start..],
+            spaced: start == 0,
+        });
+    }
+    units
+}
+
+/// CJK ideographs (unified, extension A, compatibility, supplementary-plane extensions).
+fn is_han(c: char) -> bool {
+    matches!(c,
+        '\u{4E00}'..='\u{9FFF}'
+        | '\u{3400}'..='\u{4DBF}'
+        | '\u{F900}'..='\u{FAFF}'
+        | '\u{20000}'..='\u{2FA1F}')
 }
 
 fn tokenize_prompt(ctx: &WhisperContext, prompt: &str) -> Result<Vec<WhisperTokenId>, AsrError> {
@@ -538,6 +598,37 @@ mod tests {
         assert_eq!(collapse_repetitions("no no no"), "no no no");
         assert_eq!(collapse_repetitions("  block   my card "), "block my card");
         assert_eq!(collapse_repetitions(""), "");
+    }
+
+    #[test]
+    fn repetition_loops_in_unspaced_chinese_collapse_per_character() {
+        // Loops `base` produced on hiss and on robotic espeak-ng speech.
+        assert_eq!(collapse_repetitions("轻轻轻轻轻轻轻轻轻轻"), "轻轻轻");
+        assert_eq!(
+            collapse_repetitions("我都要下的日子, 下的日子, 下的日子, 下的日子。"),
+            "我都要下的日子,"
+        );
+        // A copy cut off by the token cap (here mid-character: whisper's lossy U+FFFD) goes too.
+        assert_eq!(
+            collapse_repetitions("请帮我冻结，请帮我冻结，请帮我冻结，请帮�"),
+            "请帮我冻结，"
+        );
+        // Ordinary sentences, short repeats and mixed scripts are left as they are.
+        for same in [
+            "我的信用卡丢了，请帮我冻结。",
+            "对对对",
+            "谢谢谢谢",
+            "我的VISA卡 丢了",
+            "《天文》《非天》",
+            // Two characters three times is under the three-unit minimum, as "no no no" is in English.
+            "好的好的好的",
+        ] {
+            assert_eq!(collapse_repetitions(same), same);
+        }
+        assert_eq!(
+            collapse_repetitions("OK 我要转人工我要转人工 bye"),
+            "OK 我要转人工 bye"
+        );
     }
 
     #[test]
