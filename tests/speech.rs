@@ -11,6 +11,14 @@ use serde_json::Value;
 
 const RATE: usize = 8000;
 
+/// One call at a time: these tests measure timing (barge-in onset against the caller's audio), which two
+/// cores shared by five voxgates, their whisper decodes and sipp would distort.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn timeline(rec: &Value) -> Vec<(u64, String, String)> {
     rec["timeline"]
         .as_array()
@@ -123,6 +131,7 @@ fn call_with_audio(
 
 #[test]
 fn prompt_echoed_back_by_the_far_end_never_barges_in() {
+    let _serial = serial();
     let vg = Voxgate::start("echo-sipp");
     // sipp sends every RTP packet straight back: our greeting returns at full level (0 dB echo loss).
     let out = vg.sipp("uac_long.xml", &["-m", "1", "-d", "13000", "-rtp_echo"]);
@@ -170,6 +179,7 @@ fn echo_only() -> Vec<i16> {
 
 #[test]
 fn echo_in_the_caller_stream_does_not_barge_in() {
+    let _serial = serial();
     let vg = Voxgate::start("echo-pcap");
     let rec = call_with_audio(&vg, &echo_only(), "echo", Some(Duration::from_secs(13)));
     let kinds: Vec<String> = timeline(&rec).into_iter().map(|(_, k, _)| k).collect();
@@ -184,6 +194,7 @@ fn echo_in_the_caller_stream_does_not_barge_in() {
 /// so their passing is the guard's doing.
 #[test]
 fn without_the_echo_guard_the_echo_barges_in() {
+    let _serial = serial();
     let vg = Voxgate::start_with("echo-noguard", |c| {
         c.set("speech", "echo_guard", "false");
     });
@@ -197,6 +208,7 @@ fn without_the_echo_guard_the_echo_barges_in() {
 
 #[test]
 fn caller_speech_over_the_echo_barges_in_and_is_transcribed() {
+    let _serial = serial();
     let vg = Voxgate::start("speak-over-echo");
     let speech = common::tts_phone(
         &vg.dir,
@@ -293,6 +305,7 @@ fn caller_speech_over_the_echo_barges_in_and_is_transcribed() {
 
 #[test]
 fn a_cough_over_the_greeting_does_not_stop_it() {
+    let _serial = serial();
     let vg = Voxgate::start("cough");
     // Three short bursts (~60 ms each) of band-limited noise: louder than speech, too short to be a word.
     let dir = vg.dir.clone();
