@@ -59,6 +59,22 @@ struct Call {
     store_by: Option<Instant>,
 }
 
+impl Call {
+    /// A caller turn whose words never came (recogniser refused, failed or heard nothing): kept, without
+    /// text, so QA sees that the caller spoke.
+    fn push_wordless_turn(&mut self, start: Instant, end: Instant, cut: bool) {
+        self.record.turns.push(Turn {
+            speaker: Speaker::Caller,
+            start_ms: ms_since(self.arrived, start),
+            end_ms: ms_since(self.arrived, end),
+            text: String::new(),
+            confidence: None,
+            interrupted: cut,
+            segments: Vec::new(),
+        });
+    }
+}
+
 /// Everything the controller needs from the config, resolved once.
 pub struct ControllerConfig {
     pub public_address: Option<IpAddr>,
@@ -564,15 +580,7 @@ impl Controller {
                         call.pending_asr.insert(utterance, (start, end, cut));
                     } else {
                         // Refused by the saturated pool: the turn is kept, without words, so QA sees it.
-                        call.record.turns.push(Turn {
-                            speaker: Speaker::Caller,
-                            start_ms: ms_since(call.arrived, start),
-                            end_ms: ms_since(call.arrived, end),
-                            text: String::new(),
-                            confidence: None,
-                            interrupted: cut,
-                            segments: Vec::new(),
-                        });
+                        call.push_wordless_turn(start, end, cut);
                     }
                 }
             }
@@ -701,15 +709,7 @@ impl Controller {
                 if overloaded {
                     Metrics::inc(&self.metrics.asr_overloaded_total);
                 }
-                call.record.turns.push(Turn {
-                    speaker: Speaker::Caller,
-                    start_ms: ms_since(call.arrived, start),
-                    end_ms: ms_since(call.arrived, end),
-                    text: String::new(),
-                    confidence: None,
-                    interrupted: cut,
-                    segments: Vec::new(),
-                });
+                call.push_wordless_turn(start, end, cut);
                 let detail = match outcome {
                     Ok(_) => format!("#{} no words", r.utterance),
                     Err(e) => format!("#{} {e}", r.utterance),
@@ -727,7 +727,6 @@ impl Controller {
                 handle.0,
                 MediaCommand::Recognized {
                     key: handle.0,
-                    utterance: r.utterance,
                     result,
                 },
             );

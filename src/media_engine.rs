@@ -89,7 +89,6 @@ pub enum MediaCommand {
     /// The final recognition result of one of the call's utterances.
     Recognized {
         key: u64,
-        utterance: u32,
         result: Recognition,
     },
     /// The call is over on the signalling side: stop and release.
@@ -299,13 +298,9 @@ impl MediaLoop {
                     call.pending_info.push_back((digit, duration_ms));
                 }
             }
-            MediaCommand::Recognized {
-                key,
-                utterance,
-                result,
-            } => {
+            MediaCommand::Recognized { key, result } => {
                 if let Some(call) = self.calls.iter_mut().find(|c| c.key == key) {
-                    call.on_recognized(Instant::now(), utterance, result, &self.shared);
+                    call.on_recognized(Instant::now(), result, &self.shared);
                 }
             }
             MediaCommand::Remove { key } => {
@@ -397,8 +392,6 @@ struct CallSpeech {
     /// A tentative barge-in holds the prompt (pause policy).
     paused: bool,
     prompt: Option<Arc<str>>,
-    /// Utterances submitted whose final result has not come back.
-    awaiting: u32,
 }
 
 impl MediaCall {
@@ -437,7 +430,6 @@ impl MediaCall {
                 barge_in: speech_barge_in,
                 paused: false,
                 prompt: asr_prompt,
-                awaiting: 0,
             }),
             Err(e) => return Err((key, ports.port, StartError::Speech(e))),
         };
@@ -668,17 +660,8 @@ impl MediaCall {
                 self.run_actions(now, actions, shared);
             }
             SpeechEvent::Partial { utterance, audio } => {
-                if let Some(asr) = s.asr.as_mut() {
-                    let job = AsrJob {
-                        call: CallKey(self.key),
-                        utterance,
-                        audio,
-                        partial: true,
-                        prompt: self.speech.as_ref().and_then(|sp| sp.prompt.clone()),
-                    };
-                    if asr.submit(job).is_err() {
-                        Metrics::inc(&shared.metrics.asr_partials_shed_total);
-                    }
+                if !self.submit_asr(s, utterance, audio, true) {
+                    Metrics::inc(&shared.metrics.asr_partials_shed_total);
                 }
             }
             SpeechEvent::Utterance {
@@ -689,19 +672,7 @@ impl MediaCall {
                 audio,
             } => {
                 Metrics::inc(&shared.metrics.utterances_total);
-                let prompt = self.speech.as_ref().and_then(|sp| sp.prompt.clone());
-                let submitted = match s.asr.as_mut() {
-                    Some(asr) => asr
-                        .submit(AsrJob {
-                            call: CallKey(self.key),
-                            utterance,
-                            audio,
-                            partial: false,
-                            prompt,
-                        })
-                        .is_ok(),
-                    None => false,
-                };
+                let submitted = self.submit_asr(s, utterance, audio, false);
                 let _ = shared.events.send(MediaEvent::Utterance {
                     key: self.key,
                     utterance,
@@ -710,11 +681,7 @@ impl MediaCall {
                     cut: reason == UtteranceEnd::MaxLength,
                     submitted,
                 });
-                if submitted {
-                    if let Some(sp) = self.speech.as_mut() {
-                        sp.awaiting += 1;
-                    }
-                } else {
+                if !submitted {
                     // The recogniser is saturated: ask for the keypad instead of making the caller wait.
                     Metrics::inc(&shared.metrics.asr_overloaded_total);
                     self.timeline(now, "asr_overloaded", format!("#{utterance}"), shared);
@@ -728,16 +695,28 @@ impl MediaCall {
         }
     }
 
-    fn on_recognized(
-        &mut self,
-        now: Instant,
-        _utterance: u32,
-        result: Recognition,
-        shared: &MediaShared,
-    ) {
-        if let Some(sp) = self.speech.as_mut() {
-            sp.awaiting = sp.awaiting.saturating_sub(1);
-        }
+    /// Hands audio to the ASR pool without waiting; false when the pool refused it (or there is none).
+    fn submit_asr(
+        &self,
+        s: &mut Scratch,
+        utterance: u32,
+        audio: Arc<[i16]>,
+        partial: bool,
+    ) -> bool {
+        let Some(asr) = s.asr.as_mut() else {
+            return false;
+        };
+        asr.submit(AsrJob {
+            call: CallKey(self.key),
+            utterance,
+            audio,
+            partial,
+            prompt: self.speech.as_ref().and_then(|sp| sp.prompt.clone()),
+        })
+        .is_ok()
+    }
+
+    fn on_recognized(&mut self, now: Instant, result: Recognition, shared: &MediaShared) {
         let event = match result {
             Recognition::Text { text, confidence } => DialogEvent::Speech { text, confidence },
             Recognition::Failed { overloaded } => DialogEvent::SpeechFailed { overloaded },
