@@ -93,8 +93,8 @@ impl Drop for Baresip {
     }
 }
 
-/// A silent 8 kHz mono WAV for baresip's audio source (aufile ends the call at end of file).
-fn silent_caller(path: &Path, secs: u32) {
+/// An 8 kHz mono WAV for baresip's audio source (aufile ends the call at end of file).
+fn caller_wav(path: &Path, pcm: &[i16]) {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 8000,
@@ -102,21 +102,19 @@ fn silent_caller(path: &Path, secs: u32) {
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(path, spec).expect("caller wav");
-    for _ in 0..8000 * secs {
-        w.write_sample(0i16).expect("sample");
+    for &s in pcm {
+        w.write_sample(s).expect("sample");
     }
     w.finalize().expect("finalize");
 }
 
+fn silent_caller(path: &Path, secs: u32) {
+    caller_wav(path, &vec![0i16; 8000 * secs as usize]);
+}
+
 /// What baresip decoded (sndfile's "-dec" dump), as 8 kHz mono.
 fn heard(dir: &Path) -> Vec<i16> {
-    let dump = std::fs::read_dir(dir)
-        .expect("dir")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .expect("baresip wrote no decoded-audio dump");
-    voxgate_media::wav::load_wav_8k_mono(&dump).expect("decoded dump")
+    dump(dir, "-dec.wav")
 }
 
 fn greeting() -> Vec<i16> {
@@ -256,10 +254,6 @@ fn dump(dir: &Path, suffix: &str) -> Vec<i16> {
     voxgate_media::wav::load_wav_8k_mono(&path).expect("dump")
 }
 
-fn frame_dbfs(f: &[i16]) -> f64 {
-    common::rms_dbfs(f)
-}
-
 /// The caller talks over the greeting: the greeting must stop shortly after the caller starts (measured
 /// on what baresip sent and heard), and what the caller said must be on the call record as a turn.
 #[test]
@@ -270,17 +264,7 @@ fn baresip_caller_interrupts_the_greeting_by_voice() {
     pcm.extend_from_slice(&speech);
     pcm.extend(vec![0i16; 8000 * 25]);
     let caller = vg.dir.join("caller.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&caller, spec).expect("caller wav");
-    for &s in &pcm {
-        w.write_sample(s).expect("sample");
-    }
-    w.finalize().expect("finalize");
+    caller_wav(&caller, &pcm);
 
     let bs = Baresip::start(
         &vg.dir.join("baresip"),
@@ -334,9 +318,9 @@ fn baresip_caller_interrupts_the_greeting_by_voice() {
     let heard = dump(&dir, "-dec.wav");
     let onset = sent
         .chunks(160)
-        .position(|f| frame_dbfs(f) > -40.0)
+        .position(|f| common::rms_dbfs(f) > -40.0)
         .expect("caller speech in what baresip sent");
-    let frames: Vec<f64> = heard.chunks(160).map(frame_dbfs).collect();
+    let frames: Vec<f64> = heard.chunks(160).map(common::rms_dbfs).collect();
     assert!(
         frames.iter().take(onset).filter(|&&d| d > -40.0).count() > onset / 3,
         "greeting not heard before the caller spoke"

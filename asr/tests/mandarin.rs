@@ -5,13 +5,14 @@
 //! the root binary prompts it (Simplified Chinese). The model is installed once into the target dir (next to
 //! tiny.en from `transcribe.rs`) and reused between runs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use voxgate_asr::{InstallOptions, Language, ModelName, Recognizer, RecognizerConfig};
-use voxgate_media::g711;
+use voxgate_asr::{Language, ModelName, Recognizer, RecognizerConfig};
 use whisper_rs::WhisperContext;
 
 /// Whisper tests share two cores: run them one at a time so RTF figures mean something.
@@ -71,29 +72,8 @@ const TRADITIONAL_ONLY: &str =
 
 fn model_path() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("asr-models");
-        let opts = InstallOptions {
-            cache: dir.join("cache"),
-            dir,
-            force: false,
-        };
-        voxgate_asr::install(ModelName::Base, &opts, &mut |_| {})
-            .expect("install base (needs python3 -m pip and PyPI)")
-            .path
-    })
-    .clone()
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    PATH.get_or_init(|| common::install(ModelName::Base))
+        .clone()
 }
 
 /// Renders `text` with espeak-ng `voice`, then through the telephone channel: 300–3400 Hz, 8 kHz, μ-law.
@@ -102,23 +82,13 @@ fn phone_clip(voice: &str, text: &str, tag: &str) -> Vec<i16> {
     std::fs::create_dir_all(&dir).expect("corpus dir");
     let raw = dir.join(format!("{tag}-raw.wav"));
     let phone = dir.join(format!("{tag}-8k.wav"));
-    run(Command::new("espeak-ng")
-        .args(["-v", voice, "-s", "150", "-w"])
-        .arg(&raw)
-        .arg(text));
-    // -R: sox dithers with a random seed otherwise, and the corpus would differ (and decode differently) each run.
-    run(Command::new("sox")
-        .arg("-R")
-        .arg(&raw)
-        .args(["-r", "8000", "-c", "1", "-b", "16"])
-        .arg(&phone)
-        .args(["sinc", "300-3400"]));
-    let pcm = voxgate_media::wav::load_wav_8k_mono(&phone).expect("8 kHz clip");
-    let mut ulaw = vec![0u8; pcm.len()];
-    let n = g711::encode_ulaw(&pcm, &mut ulaw);
-    let mut out = vec![0i16; n];
-    g711::decode_ulaw(&ulaw[..n], &mut out);
-    out
+    common::run(
+        Command::new("espeak-ng")
+            .args(["-v", voice, "-s", "150", "-w"])
+            .arg(&raw)
+            .arg(text),
+    );
+    common::phone_channel(&raw, &phone, &[])
 }
 
 /// CJK ideographs (unified, extension A, compatibility, and the supplementary-plane extensions).

