@@ -23,12 +23,16 @@ impl Baresip {
         std::fs::create_dir_all(dir).expect("baresip dir");
         let sip = common::free_port();
         let ctrl = common::free_port();
+        // The player is an aubridge device with no source, so nothing plays: what baresip
+        // heard is in sndfile's dump. ALSA's `null` device accepts writes without pacing and
+        // baresip spun a whole core on it, which starved whisper on this 2-core box (a 3 s
+        // utterance exceeded the 10 s decode budget in CI).
         let config = format!(
             "sip_listen 127.0.0.1:{sip}\nnet_interface 127.0.0.1\n\
              module_path /usr/lib/baresip/modules\n\
-             module g711.so\nmodule opus.so\nmodule aufile.so\nmodule sndfile.so\nmodule alsa.so\n\
+             module g711.so\nmodule opus.so\nmodule aufile.so\nmodule sndfile.so\nmodule aubridge.so\n\
              module account.so\nmodule ctrl_tcp.so\nmodule menu.so\n\
-             audio_source aufile,{src}\naudio_player alsa,null\naudio_alert alsa,null\n\
+             audio_source aufile,{src}\naudio_player aubridge,sink\naudio_alert aubridge,sink\n\
              ausrc_srate 8000\nauplay_srate 8000\nausrc_channels 1\nauplay_channels 1\n\
              snd_path {dir}\nctrl_tcp_listen 127.0.0.1:{ctrl}\n\
              ",

@@ -1,6 +1,6 @@
 //! Replays a stereo call recording (left = caller, right = voxgate, 8 kHz) through the speech front end
 //! and prints what it decides per frame: echo statistics, VAD, barge-in and endpointing events.
-//! Usage: `cargo run -p voxgate-media --example replay -- CALL.wav [--no-echo-guard]`
+//! Usage: `cargo run -p voxgate-media --example replay -- CALL.wav [--no-echo-guard] [--frames A..B]`
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = args
         .next()
         .ok_or("usage: replay CALL.wav [--no-echo-guard]")?;
-    let guard = args.next().as_deref() != Some("--no-echo-guard");
+    let mut guard = true;
+    // `--frames A..B`: print every frame of that range (ms) instead of every 10th.
+    let mut detail = 0..0;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--no-echo-guard" => guard = false,
+            "--frames" => {
+                let range = args.next().ok_or("--frames A..B")?;
+                let (a, b) = range.split_once("..").ok_or("--frames A..B")?;
+                detail = a.parse()?..b.parse()?;
+            }
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
     let mut reader = hound::WavReader::open(&path)?;
     let spec = reader.spec();
     if spec.channels != 2 || spec.sample_rate != 8000 {
@@ -39,12 +52,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let far: &Frame = far.try_into()?;
         pipeline.handle_frame(far, near, at, &mut cleaned)?;
         let e = pipeline.echo_stats();
-        if i % 10 == 0 {
+        if i % 10 == 0 || detail.contains(&(i * 20)) {
             println!(
-                "{:7} ms  erl {:5.1} erle {:5.1} residual {:6.1} floor {:6.1} above {} dt {} delay {:?}",
+                "{:7} ms  erl {:5.1} erle {:5.1} leak {:5.1} residual {:6.1} floor {:6.1} above {} dt {} delay {:?}",
                 i * 20,
                 e.erl_db,
                 e.erle_db,
+                e.leak_db,
                 e.residual_dbfs,
                 e.floor_dbfs,
                 e.above_echo_floor,

@@ -260,6 +260,7 @@ mod tests {
                 residual_dbfs: -30.0,
                 floor_dbfs: -40.0,
                 above_echo_floor: above_floor,
+                leak_db: -20.0,
             },
         }
     }

@@ -489,6 +489,43 @@ fn loopback_delay_jump_does_not_barge_in() {
     }
 }
 
+/// What a loaded CI box did to `sipp -rtp_echo`: the loopback delay dropped by a packet
+/// (103 → 83 ms) just before the delay estimator locked. Its ~1 s average then locked on the
+/// old delay, the filter window moved off the echo, and the echo barged in (103 → 83 at
+/// 1100 ms did so here before the fix).
+#[test]
+fn loopback_delay_jump_before_the_delay_lock_does_not_barge_in() {
+    let s = scene();
+    println!();
+    // Before the lock, around it (~1.1 s of prompt) and after it; a packet either way.
+    let cases = [700usize, 1100, 1300].into_iter().flat_map(|at| {
+        [
+            (103usize, 83usize, at),
+            (83, 103, at),
+            (60, 40, at),
+            (40, 60, at),
+        ]
+    });
+    for (from, to, at_ms) in cases {
+        let at = at_ms * 8;
+        let delay = move |n: usize| if n < at { from } else { to };
+        let c = cancel(&s.prompt, loopback(&s.prompt, &delay, 0.0, &[]));
+        let what = format!("loopback 0 dB, delay {from} -> {to} ms at {at_ms} ms");
+        print_echo_figures(&what, &c);
+        assert_echo_never_barges_in(&what, &c);
+        let locked = c.echo.last().and_then(|e| e.delay_ms).unwrap_or(0);
+        assert!(
+            locked.abs_diff(to as u32) <= 3,
+            "{what}: delay estimate {locked} ms"
+        );
+        let after = erle_from(&c, at + 16000);
+        assert!(
+            after > 20.0,
+            "{what}: ERLE {after:.1} dB 2 s after the jump"
+        );
+    }
+}
+
 #[test]
 fn loud_field_echo_at_6_db_never_barges_in() {
     let s = scene();

@@ -28,6 +28,12 @@
 //!    the coherence test; on such frames the far lag within ±40 ms that best matches the
 //!    frame is tried with the learnt taps moved there, and kept when it explains the
 //!    frame, so the canceller follows within a frame instead of 2 s of "double talk".
+//!    A frame that is a near-exact copy of the far signal at another lag, but that the
+//!    moved taps cannot explain (the filter had not converged yet), is echo too: the
+//!    floor stops crediting the canceller until it has re-learnt. When the delay
+//!    estimator locks while taps already explain the echo elsewhere, the taps win (its
+//!    ~1 s average lags behind a jump), and a window move that cuts off learnt taps also
+//!    makes the floor cautious again.
 //! 4. **Safety nets.** A frame the taps would make louder is passed through unchanged
 //!    (a canceller must never add energy), and taps that keep doing so are dropped.
 //! 5. **Echo floor.** Residual echo in a frame is bounded by `far_ref × gain × leak`:
@@ -91,6 +97,10 @@ const GAIN_MIN_UPDATES: usize = 25;
 const DIVERGENCE_SMOOTHING: f32 = 0.1;
 /// Near/echo-estimate correlation above which a frame is "explained by the echo model".
 const RHO_ECHO: f32 = 0.9;
+/// Correlation with a far lag away from the learnt path that marks a frame as our own
+/// signal returning at a new delay, and by how much it must beat the learnt lag.
+const RHO_MOVED: f32 = 0.97;
+const MOVED_MARGIN: f32 = 0.05;
 /// Correlation below which a converged canceller sees double talk.
 const RHO_DOUBLE_TALK: f32 = 0.8;
 /// Leak at or below which the canceller counts as converged.
@@ -99,6 +109,13 @@ const CONVERGED_LEAK_DB: f32 = -10.0;
 const PATH_SHIFT_MAX_MS: u32 = 40;
 /// Smaller moves (samples) are left to the adaptation.
 const PATH_SHIFT_MIN: usize = BLOCK;
+/// A frame best matched this far (samples, 5 ms) from the dominant tap is echo that moved;
+/// closer, it is the spread of a hybrid's response. Jitter buffers move by 10–20 ms.
+const PATH_MOVED_MIN: usize = 5 * SAMPLES_PER_MS;
+/// Leak below which the floor credits the canceller enough to be worth guarding.
+const TRUSTED_LEAK_DB: f32 = -1.0;
+/// Share of the filter's energy a window move may cut off before the floor turns cautious.
+const DROPPED_TAPS_MAX: f32 = 0.1;
 /// Power below which numbers are reported as this many dBFS.
 const SILENT_DBFS: f32 = -120.0;
 
@@ -233,6 +250,8 @@ pub struct EchoStats {
     pub floor_dbfs: f32,
     /// Residual above the echo floor: there may be caller speech in this frame.
     pub above_echo_floor: bool,
+    /// Residual-to-near ratio the floor credits the canceller with (0 = no cancellation trusted).
+    pub leak_db: f32,
 }
 
 impl EchoStats {
@@ -245,6 +264,7 @@ impl EchoStats {
             residual_dbfs: SILENT_DBFS,
             floor_dbfs: SILENT_DBFS,
             above_echo_floor: false,
+            leak_db: 0.0,
         }
     }
 }
@@ -328,6 +348,16 @@ impl DelayEstimator {
         self.candidate = self.candidate.map(moved);
     }
 
+    /// The canceller found the echo at `blocks` (ms): lock there and let the correlation
+    /// build up around it, as after a path shift.
+    fn relock(&mut self, blocks: usize) {
+        if let Some(locked) = self.locked {
+            self.shift(blocks as isize - locked as isize);
+        }
+        self.locked = Some(blocks.min(self.corr.len() - 1));
+        self.candidate = self.locked;
+    }
+
     /// Updates the correlation with the frame just pushed and maybe moves the lock.
     /// Returns the newly locked delay in samples when it changed.
     fn learn(&mut self) -> Option<usize> {
@@ -388,6 +418,17 @@ impl DelayEstimator {
             None
         }
     }
+}
+
+/// What [`EchoGuard::check_path`] made of a frame the taps do not explain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PathCheck {
+    /// The echo path shifted and the taps moved with it.
+    Followed,
+    /// The frame is our signal at another lag, but the taps could not follow.
+    Moved,
+    /// No single far lag explains the frame: the caller, noise, or a dispersive path.
+    NotEcho,
 }
 
 /// Per-call line-echo canceller and echo floor; see the module docs.
@@ -581,18 +622,27 @@ impl EchoGuard {
         }
         let (mut rho, mut prior_err_pow) = fit(&near_f, &y);
 
-        let converged = self.leak_db <= CONVERGED_LEAK_DB;
-        if converged
-            && far_active
-            && rho < RHO_DOUBLE_TALK
-            && near_pow > active_power
-            && self.follow_path_shift(&near_f, rho, &mut y)
+        // Only a floor that credits the canceller (leak below 0 dB) can be fooled by an echo
+        // the taps no longer explain.
+        let mut path_moved = false;
+        if self.leak_db < TRUSTED_LEAK_DB && far_active && rho < RHO_ECHO && near_pow > active_power
         {
-            (rho, prior_err_pow) = fit(&near_f, &y);
+            match self.check_path(&near_f, rho, &mut y) {
+                PathCheck::Followed => (rho, prior_err_pow) = fit(&near_f, &y),
+                PathCheck::Moved => {
+                    // Our own signal at a lag the taps do not model: echo, and the cancellation
+                    // credited so far is void until the filter has re-learnt.
+                    path_moved = true;
+                    self.leak_db = 0.0;
+                }
+                PathCheck::NotEcho => {}
+            }
         }
-        let geigel = near_peak > self.config.geigel_threshold * far_peak;
+        let converged = self.leak_db <= CONVERGED_LEAK_DB;
+        let geigel = !path_moved && near_peak > self.config.geigel_threshold * far_peak;
         // More near power than the echo could have: the caller talks.
-        let loud = self.gain_measured()
+        let loud = !path_moved
+            && self.gain_measured()
             && near_pow > far_ref * db_to_power(self.gain_db + self.config.gate_margin_db);
         // A converged canceller explains echo-only frames almost fully; a poorly explained
         // frame holds something else (or nothing worth learning from).
@@ -670,6 +720,17 @@ impl EchoGuard {
         }
         if far_active && !geigel && !incoherent && !loud {
             if let Some(lag) = self.delay.learn() {
+                // The envelope correlation averages ~1 s; taps that explain this very frame know
+                // where the echo is now. A loopback whose delay moved by a packet made the
+                // estimator lock 20 ms past the echo, and the window moved off it (the echo then
+                // looked like double talk and barged in).
+                let lag = match self.main_lag() {
+                    Some(main) if rho >= RHO_ECHO && main.abs_diff(lag) > 2 * BLOCK => {
+                        self.delay.relock(main / BLOCK);
+                        main
+                    }
+                    _ => lag,
+                };
                 self.move_window(
                     lag.saturating_sub(self.config.delay_margin_ms as usize * SAMPLES_PER_MS),
                 );
@@ -722,6 +783,7 @@ impl EchoGuard {
             residual_dbfs: power_db(err_pow),
             floor_dbfs: power_db(floor),
             above_echo_floor: err_pow > floor,
+            leak_db: self.leak_db,
         };
         self.stats
     }
@@ -761,32 +823,27 @@ impl EchoGuard {
         }
     }
 
-    /// A converged filter that suddenly fails to explain the near frame sees either the
-    /// caller or an echo path that jumped (a jitter buffer adding or dropping a packet):
-    /// a loopback's echo is then the same signal at another lag. Finds the far lag
-    /// within ±[`PATH_SHIFT_MAX_MS`] of the dominant tap that best matches the frame and,
-    /// if the learnt response moved there explains the frame (`ρ ≥ RHO_ECHO`, residual
-    /// 6 dB down), moves the taps there and writes the new echo estimate to `y`. Caller
-    /// speech never passes that check; without it, a jump looked like 2 s of double talk
-    /// with the floor still trusting the stale taps. Only runs on incoherent frames.
-    fn follow_path_shift(
+    /// A filter that suddenly fails to explain the near frame sees either the caller or an
+    /// echo path that moved (a jitter buffer adding or dropping a packet): a loopback's
+    /// echo is then the same signal at another lag. Searches the far lags within
+    /// ±[`PATH_SHIFT_MAX_MS`] of the dominant tap for the one that best matches the frame.
+    /// If the learnt response moved there explains the frame (`ρ ≥ RHO_ECHO`, residual
+    /// 6 dB down), the taps move there and the new echo estimate goes to `y`
+    /// ([`PathCheck::Followed`]). If the frame is our own signal at some lag but the taps
+    /// cannot follow, it is still echo ([`PathCheck::Moved`]). Caller speech passes
+    /// neither check: it does not match one far lag. Without this, a jump looked like
+    /// seconds of double talk with the floor still trusting the stale taps.
+    fn check_path(
         &mut self,
         near: &[f32; FRAME_SAMPLES],
         rho: f32,
         y: &mut [f32; FRAME_SAMPLES],
-    ) -> bool {
+    ) -> PathCheck {
         let taps = self.weights.len();
         let h = self.hist.len();
-        let Some((peak_tap, _)) = self
-            .weights
-            .iter()
-            .map(|w| w.abs())
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-        else {
-            return false;
+        let Some(main_lag) = self.main_lag() else {
+            return PathCheck::NotEcho;
         };
-        let main_lag = self.bulk + taps - 1 - peak_tap;
         let reach = PATH_SHIFT_MAX_MS as usize * SAMPLES_PER_MS;
         let near_energy: f32 = near.iter().map(|v| v * v).sum();
         // Far segment at lag `l`: hist[h - FRAME_SAMPLES - l .. h - l].
@@ -794,7 +851,10 @@ impl EchoGuard {
             main_lag.saturating_sub(reach),
             (main_lag + reach).min(h - FRAME_SAMPLES),
         );
+        // Best lag away from the current one (a candidate shift); best correlation within and
+        // beyond PATH_MOVED_MIN of it.
         let mut best = (0usize, 0.0f32);
+        let (mut best_here, mut best_away) = (0.0f32, 0.0f32);
         // Segment energy slides with the lag (f64: no drift over the range).
         let first_seg = &self.hist[h - FRAME_SAMPLES - lo..h - lo];
         let mut energy: f64 = first_seg.iter().map(|&v| f64::from(v * v)).sum();
@@ -803,24 +863,38 @@ impl EchoGuard {
                 let (older, newer) = (self.hist[h - FRAME_SAMPLES - lag], self.hist[h - lag]);
                 energy += f64::from(older * older) - f64::from(newer * newer);
             }
-            if lag.abs_diff(main_lag) < PATH_SHIFT_MIN || energy <= 1e-9 {
+            if energy <= 1e-9 {
                 continue;
             }
             let seg = &self.hist[h - FRAME_SAMPLES - lag..h - lag];
             let c = dot(seg, near).abs() / (energy as f32 * near_energy).sqrt();
-            if c > best.1 {
+            let off = lag.abs_diff(main_lag);
+            if off < PATH_MOVED_MIN {
+                best_here = best_here.max(c);
+            } else {
+                best_away = best_away.max(c);
+            }
+            if off >= PATH_SHIFT_MIN && c > best.1 {
                 best = (lag, c);
             }
         }
+        // Matching best around where the taps point is a filter still converging (or a
+        // dispersive hybrid), not a move. Voiced speech is periodic: one 20 ms frame matches
+        // itself a pitch period away at ρ ≈ 0.9–0.97, so only a near-exact copy counts.
+        let not_followed = if best_away >= RHO_MOVED && best_away > best_here + MOVED_MARGIN {
+            PathCheck::Moved
+        } else {
+            PathCheck::NotEcho
+        };
         if best.1 <= 0.0 {
-            return false;
+            return not_followed;
         }
         let shift = best.0 as isize - main_lag as isize;
         // Taps moved by `shift` read hist[start(i) - shift ..][..taps]; stay inside hist.
         let first = self.window_start(0) as isize - shift;
         let last = self.window_start(FRAME_SAMPLES - 1) as isize - shift + taps as isize;
         if first < 0 || last > h as isize {
-            return false;
+            return not_followed;
         }
         let mut moved = [0.0f32; FRAME_SAMPLES];
         for (i, v) in moved.iter_mut().enumerate() {
@@ -830,11 +904,11 @@ impl EchoGuard {
         let (moved_rho, moved_err) = fit(near, &moved);
         let near_pow = near_energy / FRAME_SAMPLES as f32;
         if moved_rho < RHO_ECHO || moved_rho < rho + 0.1 || moved_err > 0.25 * near_pow {
-            return false;
+            return not_followed;
         }
         self.shift_path(shift);
         *y = moved;
-        true
+        PathCheck::Followed
     }
 
     /// Every tap's lag grows by `shift` samples: the window moves when it can, the taps
@@ -858,10 +932,31 @@ impl EchoGuard {
             .shift((shift as f32 / BLOCK as f32).round() as isize);
     }
 
-    /// Moves the filter window to a new bulk delay, carrying the learnt taps along.
+    /// Lag (samples) of the dominant tap, if the filter learnt anything.
+    fn main_lag(&self) -> Option<usize> {
+        let (peak_tap, peak) = self
+            .weights
+            .iter()
+            .map(|w| w.abs())
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        (peak > 0.0).then(|| self.bulk + self.weights.len() - 1 - peak_tap)
+    }
+
+    /// Moves the filter window to a new bulk delay, carrying the learnt taps along. Taps
+    /// that fall out of the window take part of the learnt echo with them: if that part is
+    /// noticeable, the floor stops crediting the canceller until it has re-learnt.
     fn move_window(&mut self, bulk: usize) {
         let bulk = bulk.min(self.max_bulk);
         let taps = self.weights.len();
+        let total: f32 = self.weights.iter().map(|w| w * w).sum();
+        let dropped_range = if bulk > self.bulk {
+            let d = (bulk - self.bulk).min(taps);
+            taps - d..taps
+        } else {
+            0..(self.bulk - bulk).min(taps)
+        };
+        let dropped: f32 = self.weights[dropped_range].iter().map(|w| w * w).sum();
         if bulk > self.bulk {
             let d = (bulk - self.bulk).min(taps);
             self.weights.copy_within(0..taps - d, d);
@@ -872,6 +967,9 @@ impl EchoGuard {
             self.weights[taps - d..].fill(0.0);
         }
         self.bulk = bulk;
+        if dropped > DROPPED_TAPS_MAX * total {
+            self.leak_db = 0.0;
+        }
     }
 }
 
