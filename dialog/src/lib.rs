@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+pub mod flow;
 pub mod nlu;
 
 /// Something that happened on the call, fed to the engine in order.
