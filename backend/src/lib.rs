@@ -12,6 +12,7 @@
 
 mod demo;
 mod error;
+pub mod flow_ops;
 mod phone;
 mod pin;
 mod types;
