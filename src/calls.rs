@@ -173,6 +173,10 @@ impl Controller {
         while let Some(ev) = self.endpoint.poll_event() {
             match ev {
                 Event::IncomingCall(inc) => self.on_incoming(now, inc),
+                // The controller places no outgoing calls yet (the agent leg comes with the B2BUA).
+                Event::OutgoingProgress { .. }
+                | Event::OutgoingAnswered { .. }
+                | Event::OutgoingFailed { .. } => {}
                 Event::CallConfirmed { call } => self.on_confirmed(now, call),
                 Event::ReInvite { call, offer } => self.on_reinvite(now, call, offer),
                 Event::DtmfInfo {

@@ -40,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Call flow tools.
+    Flow {
+        #[command(subcommand)]
+        command: FlowCommand,
+    },
     /// Speech model tools.
     Models {
         #[command(subcommand)]
@@ -77,6 +82,12 @@ enum ModelsCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum FlowCommand {
+    /// Validate a flow file; every problem is printed as file:line:column.
+    Check { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +133,23 @@ fn main() -> ExitCode {
         } => match voxgate_config::load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Flow {
+            command: FlowCommand::Check { file },
+        } => match voxgate_dialog::flow::load_file(&file) {
+            Ok(flow) => {
+                println!(
+                    "{}: ok ({} forms, {} prompts)",
+                    file.display(),
+                    flow.forms.len(),
+                    flow.prompts.len()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

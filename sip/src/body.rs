@@ -1,7 +1,7 @@
 //! Message body interpretation: SDP (plain or inside multipart, as SIP-I trunks
 //! send it next to ISUP) and DTMF INFO payloads.
 
-use crate::message::Request;
+use crate::message::{Headers, Request, Response};
 use crate::sdp::{SdpError, SessionDescription};
 
 /// Why a request body cannot be used.
@@ -17,22 +17,33 @@ pub enum BodyError {
 
 /// The SDP offer/answer carried by `req`, if any.
 pub fn extract_sdp(req: &Request) -> Result<Option<SessionDescription>, BodyError> {
-    if req.body.iter().all(|b| b.is_ascii_whitespace()) {
+    extract_sdp_from(&req.headers, &req.body)
+}
+
+/// The SDP carried by a response (the answer in a 2xx, early media in a 18x), if any.
+pub fn extract_response_sdp(resp: &Response) -> Result<Option<SessionDescription>, BodyError> {
+    extract_sdp_from(&resp.headers, &resp.body)
+}
+
+fn extract_sdp_from(
+    headers: &Headers,
+    body: &[u8],
+) -> Result<Option<SessionDescription>, BodyError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(None);
     }
-    let ct = req
-        .headers
+    let ct = headers
         .content_type()
         .map_err(|_| BodyError::BadContentType)?;
     let Some(ct) = ct else {
         // Body without Content-Type violates RFC 3261 §7.4.1; SDP is the only
         // thing a peer would plausibly send, so try it.
-        return SessionDescription::parse(&req.body)
+        return SessionDescription::parse(body)
             .map(Some)
             .map_err(Into::into);
     };
     if ct.is("application", "sdp") {
-        return SessionDescription::parse(&req.body)
+        return SessionDescription::parse(body)
             .map(Some)
             .map_err(Into::into);
     }
@@ -45,7 +56,7 @@ pub fn extract_sdp(req: &Request) -> Result<Option<SessionDescription>, BodyErro
         if boundary.is_empty() || boundary.len() > 70 {
             return Err(BodyError::BadContentType);
         }
-        return match find_part(&req.body, boundary, "application", "sdp") {
+        return match find_part(body, boundary, "application", "sdp") {
             Some(part) => SessionDescription::parse(part)
                 .map(Some)
                 .map_err(Into::into),

@@ -10,23 +10,36 @@
 //! non-2xx retransmission; calls own their [`Dialog`] and the 2xx-until-ACK timer;
 //! the endpoint routes messages between them and enforces the trunk policy
 //! (capacity guard, supported methods, response addressing per §18.2.2).
+//!
+//! Calls go both ways. Incoming ones (UAS) start with [`Event::IncomingCall`]. Outgoing
+//! ones (UAC, the agent leg of a B2BUA transfer) start with [`Endpoint::invite`] and end
+//! with exactly one of [`Event::OutgoingFailed`] or [`Event::OutgoingAnswered`] followed
+//! later by [`Event::CallEnded`]. Until the 2xx an outgoing call is an INVITE client
+//! transaction plus CANCEL handling (§9.1); the 2xx creates the dialog (§12.1.2), the
+//! endpoint ACKs it itself (§13.2.2.4) and from then on the call is routed, re-INVITEd
+//! and hung up exactly like an incoming one. 2xx retransmissions and 2xx from other
+//! forks arrive after the INVITE transaction ended, so the endpoint keeps the ACKs for
+//! 64*T1 (the "Accepted" state of RFC 6026) and answers extra forks with ACK + BYE.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::body::{extract_sdp, parse_dtmf_info, BodyError};
-use crate::dialog::{Dialog, DialogId};
-use crate::header::{Method, NameAddr, Via, ViaTransport, MAGIC_COOKIE};
-use crate::message::{salvage_request_headers, Headers, ParseError, Request, Response, SipMessage};
-use crate::rng::SplitMix64;
-use crate::sdp;
-use crate::text::hex_u64;
-use crate::transaction::{
-    ClientKey, ClientResponseAction, ClientState, ClientTimerEvent, ClientTransaction, ServerState,
-    ServerTimerEvent, ServerTransaction, TransactionKey, TwoXxEvent, TwoXxRetransmit,
+use crate::body::{extract_response_sdp, extract_sdp, parse_dtmf_info, BodyError};
+use crate::dialog::{Dialog, DialogError, DialogId};
+use crate::header::{CSeq, Method, NameAddr, Via, ViaTransport, MAGIC_COOKIE};
+use crate::message::{
+    canonical_name, salvage_request_headers, Headers, ParseError, Request, Response, SipMessage,
 };
-use crate::uri::{Host, Uri};
+use crate::rng::SplitMix64;
+use crate::sdp::{self, SdpError};
+use crate::text::{hex_u64, is_token};
+use crate::transaction::{
+    build_cancel, ClientKey, ClientResponseAction, ClientState, ClientTimerEvent,
+    ClientTransaction, ServerState, ServerTimerEvent, ServerTransaction, TransactionKey,
+    TwoXxEvent, TwoXxRetransmit,
+};
+use crate::uri::{Host, SipUri, Uri};
 
 pub use crate::transaction::TimerConfig;
 
@@ -55,7 +68,8 @@ impl Transport {
     }
 }
 
-/// Opaque identifier of a call, stable from `IncomingCall` to `CallEnded`.
+/// Opaque identifier of a call, stable from `IncomingCall` or [`Endpoint::invite`] to
+/// `CallEnded` or `OutgoingFailed`. Incoming and outgoing calls share one number space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallHandle(pub u64);
 
@@ -122,6 +136,70 @@ pub struct IncomingCall {
     pub parse_warnings: usize,
 }
 
+/// A call voxgate originates: the agent leg of a B2BUA transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingCall {
+    /// Request-URI: the agent's SIP URI.
+    pub target: Uri,
+    /// To URI when it should differ from `target` (e.g. the agent's address-of-record
+    /// while the request goes to a registered contact); `None` uses `target`.
+    pub to: Option<Uri>,
+    /// User part of our From URI (`sip:<from_user>@<contact_host>`), e.g. the caller's
+    /// number so the agent's phone shows it; empty for a From without user part.
+    pub from_user: String,
+    pub from_display: Option<String>,
+    /// Next hop (the agent's PBX or phone). Sans-IO cannot resolve names, so the
+    /// application resolves the target's host itself.
+    pub remote: SocketAddr,
+    /// For TCP the driver must connect to `remote` if no connection exists yet.
+    pub transport: Transport,
+    /// Local socket to send from; responses and in-dialog requests arrive here.
+    pub local: SocketAddr,
+    /// SDP offer sent in the INVITE. Late offer (an INVITE without SDP) is not supported:
+    /// the offer would then have to go into the ACK.
+    pub sdp_offer: String,
+    /// Added after the standard headers, e.g. `X-Voxgate-Call-Id` for the agent's screen
+    /// pop. Headers the endpoint writes itself (Via, From, To, CSeq, ...) are refused.
+    pub extra_headers: Vec<(String, String)>,
+}
+
+/// Why an outgoing call failed; reported with [`Event::OutgoingFailed`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutgoingFailure {
+    /// The callee or a proxy refused with the 3xx-6xx status in `status` (the
+    /// transaction ACKed it, RFC 3261 §17.1.1.3). Redirects are not followed.
+    #[error("rejected")]
+    Rejected,
+    /// No final response within 64*T1 (Timer B): nobody reachable answered.
+    #[error("no response")]
+    Timeout,
+    /// The application hung up before the answer: CANCEL answered by 487, the INVITE
+    /// abandoned without any response, or a 2xx that raced the CANCEL (ACKed, then BYE).
+    #[error("cancelled")]
+    Cancelled,
+    /// A 2xx without SDP answer; we offered in the INVITE, so RFC 3264 requires one.
+    /// The 2xx was ACKed and a BYE sent.
+    #[error("2xx without SDP answer")]
+    MissingAnswer,
+    /// A 2xx whose SDP answer cannot be used; it was ACKed and a BYE sent.
+    #[error("unusable SDP answer: {0}")]
+    BadAnswer(AnswerError),
+    /// A 2xx that cannot establish a dialog (no To tag, broken Contact or
+    /// Record-Route); there is nothing to address an ACK or BYE to, so it is dropped.
+    #[error("2xx cannot establish a dialog: {0}")]
+    InvalidDialog(DialogError),
+}
+
+/// Why the SDP answer in a 2xx is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// No audio stream with a non-zero port: the callee refused the only stream we offered.
+    #[error("no active audio stream")]
+    NoAudio,
+}
+
 /// Why a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndReason {
@@ -145,9 +223,7 @@ pub enum Event {
     /// app must `answer`, `reject` or `send_provisional`.
     IncomingCall(IncomingCall),
     /// ACK for our 2xx arrived.
-    CallConfirmed {
-        call: CallHandle,
-    },
+    CallConfirmed { call: CallHandle },
     /// In-dialog INVITE; the app must call `answer_reinvite`. `offer` is `None` for
     /// a re-INVITE without SDP (the app may answer it with Err(488) for now).
     ReInvite {
@@ -161,9 +237,30 @@ pub enum Event {
         digit: char,
         duration_ms: u32,
     },
-    CallEnded {
+    /// A call ended after it was established: an incoming call at any point after
+    /// `IncomingCall`, an outgoing one after `OutgoingAnswered`.
+    CallEnded { call: CallHandle, reason: EndReason },
+    /// 101-199 to our INVITE (100 Trying is hop-by-hop and not reported). `early_media`
+    /// is the SDP a 183 (or 180) carries, when it parses; playing it is optional.
+    OutgoingProgress {
         call: CallHandle,
-        reason: EndReason,
+        status: u16,
+        early_media: Option<sdp::SessionDescription>,
+    },
+    /// 2xx to our INVITE, already ACKed: the call is up (no `CallConfirmed` follows,
+    /// our own ACK confirms it) and ends later with `CallEnded`.
+    /// The answer has an active audio stream; checking its codecs against what we
+    /// offered is up to the application (`sdp::negotiate_answer`, then `hangup`).
+    OutgoingAnswered {
+        call: CallHandle,
+        answer: sdp::SessionDescription,
+    },
+    /// The outgoing call never got established; nothing else is reported for it.
+    /// `status` is the final status received, `None` when none arrived.
+    OutgoingFailed {
+        call: CallHandle,
+        status: Option<u16>,
+        reason: OutgoingFailure,
     },
 }
 
@@ -176,6 +273,46 @@ pub enum CallError {
     WrongState,
     #[error("status {0} not allowed for this command")]
     InvalidStatus(u16),
+    #[error("target URI must not carry headers")]
+    InvalidTarget,
+    #[error("From user part contains characters not allowed in a SIP URI user")]
+    InvalidFromUser,
+    #[error("display name contains control characters")]
+    InvalidDisplayName,
+    /// Index into `OutgoingCall::extra_headers`.
+    #[error("extra header #{0} has an invalid name or value")]
+    InvalidExtraHeader(usize),
+    /// Index into `OutgoingCall::extra_headers`.
+    #[error("extra header #{0} is one the endpoint writes itself")]
+    ReservedExtraHeader(usize),
+    #[error("invalid SDP offer: {0}")]
+    InvalidOffer(SdpError),
+    #[error("local and remote addresses are of different IP families")]
+    AddressFamilyMismatch,
+}
+
+/// Headers [`Endpoint::invite`] writes itself; an extra header may not repeat them.
+const RESERVED_HEADERS: &[&str] = &[
+    "Via",
+    "Max-Forwards",
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Contact",
+    "Allow",
+    "User-Agent",
+    "Content-Type",
+    "Content-Length",
+];
+
+/// 2xx from distinct forks ACKed per INVITE; more are dropped, so a hostile peer cannot
+/// make us send unbounded ACK/BYE pairs.
+const MAX_FORKS: usize = 16;
+
+/// `user` characters of a SIP URI (RFC 3261 §25.1: unreserved, escaped, user-unreserved).
+fn is_user_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_.!~*'()%&=+$,;?/".contains(&b)
 }
 
 /// Counters for monitoring.
@@ -214,12 +351,51 @@ struct ServerTx {
     call: Option<CallHandle>,
 }
 
+/// What a client transaction's responses and timeouts mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxOwner {
+    /// BYE of this call; `None` once the call has been reported ended (or for a BYE
+    /// ending a dialog no call owns).
+    Bye(Option<CallHandle>),
+    /// Initial INVITE of an outgoing call.
+    Invite(CallHandle),
+    /// CANCEL of an outgoing INVITE: its outcome shows in the INVITE's final response.
+    Cancel,
+}
+
 #[derive(Debug)]
 struct ClientTx {
     tx: ClientTransaction,
     flow: Flow,
-    /// The call whose BYE this is; `None` once the call has already been reported ended.
-    call: Option<CallHandle>,
+    owner: TxOwner,
+}
+
+/// An outgoing INVITE without a 2xx yet (RFC 3261 §13.2).
+#[derive(Debug)]
+struct OutgoingLeg {
+    invite: Request,
+    /// Key of the INVITE client transaction.
+    key: ClientKey,
+    flow: Flow,
+    /// A provisional arrived, so a CANCEL may be sent (RFC 3261 §9.1).
+    provisional: bool,
+    /// The application hung up; the CANCEL goes out with the first provisional.
+    hangup: bool,
+    /// Set when the CANCEL is sent: without a final response by then the INVITE is
+    /// abandoned (RFC 3261 §9.1, 64*T1).
+    cancel_deadline: Option<Instant>,
+}
+
+/// Our INVITE after its first 2xx (RFC 6026 "Accepted"). The client transaction has
+/// ended, yet 2xx retransmissions keep coming until our ACK arrives, each needing
+/// the ACK again, and other forks may answer too (RFC 3261 §13.2.2.4).
+#[derive(Debug)]
+struct Accepted {
+    until: Instant,
+    invite: Request,
+    flow: Flow,
+    /// Remote tag → (next hop, ACK bytes), one per dialog the INVITE created.
+    acks: HashMap<String, (Flow, Vec<u8>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,18 +425,20 @@ struct Call {
     state: CallState,
     dialog: Dialog,
     flow: Flow,
-    invite_key: TransactionKey,
+    /// Server transaction of the initial INVITE; `None` for outgoing calls.
+    invite_key: Option<TransactionKey>,
     invite_seq: u32,
-    /// Sent-by and branch of the initial INVITE, to tell retransmissions from merged requests.
+    /// Sent-by and branch of the initial INVITE, to tell retransmissions from merged
+    /// requests (empty for outgoing calls).
     invite_via: String,
-    /// `(Call-ID, From tag)` index entry.
-    early_key: (String, String),
+    /// `(Call-ID, From tag)` index entry; `None` for outgoing calls.
+    early_key: Option<(String, String)>,
     reinvite: Option<TransactionKey>,
     pending_ack: Option<PendingAck>,
     hangup_after_ack: bool,
 }
 
-/// Sans-IO SIP user agent for a trunk (UAS today; client transactions for BYE).
+/// Sans-IO SIP user agent for a trunk: UAS for incoming calls, UAC for outgoing ones.
 #[derive(Debug)]
 pub struct Endpoint {
     config: EndpointConfig,
@@ -269,6 +447,10 @@ pub struct Endpoint {
     server_txs: BTreeMap<TransactionKey, ServerTx>,
     client_txs: BTreeMap<ClientKey, ClientTx>,
     calls: BTreeMap<CallHandle, Call>,
+    /// Outgoing calls until their 2xx moves them to `calls`.
+    outgoing: BTreeMap<CallHandle, OutgoingLeg>,
+    /// Our INVITEs after their first 2xx, keyed like their client transaction.
+    accepted: BTreeMap<ClientKey, Accepted>,
     dialogs: HashMap<DialogId, CallHandle>,
     early: HashMap<(String, String), CallHandle>,
     transmits: VecDeque<Transmit>,
@@ -290,6 +472,8 @@ impl Endpoint {
             server_txs: BTreeMap::new(),
             client_txs: BTreeMap::new(),
             calls: BTreeMap::new(),
+            outgoing: BTreeMap::new(),
+            accepted: BTreeMap::new(),
             dialogs: HashMap::new(),
             early: HashMap::new(),
             transmits: VecDeque::new(),
@@ -302,9 +486,12 @@ impl Endpoint {
         self.stats
     }
 
-    /// Calls counted by the capacity guard (from IncomingCall until CallEnded).
+    /// Calls counted by the capacity guard: incoming ones from `IncomingCall`, outgoing
+    /// ones from `invite`, until `CallEnded` or `OutgoingFailed`. Outgoing legs count
+    /// because they hold media resources like incoming ones; `invite` itself is never
+    /// refused for capacity, since the caller's leg is already up.
     pub fn active_calls(&self) -> usize {
-        self.calls.len()
+        self.calls.len() + self.outgoing.len()
     }
 
     /// Next message to put on the wire; drain after every `handle_*` and command call.
@@ -325,7 +512,14 @@ impl Endpoint {
             .calls
             .values()
             .filter_map(|c| c.pending_ack.as_ref().and_then(|p| p.timer.poll_timeout()));
-        server.chain(client).chain(calls).min()
+        let legs = self.outgoing.values().filter_map(|l| l.cancel_deadline);
+        let accepted = self.accepted.values().map(|a| a.until);
+        server
+            .chain(client)
+            .chain(calls)
+            .chain(legs)
+            .chain(accepted)
+            .min()
     }
 
     /// One datagram (UDP) or one framed message (TCP) from `remote`, received on `local`.
@@ -364,9 +558,102 @@ impl Endpoint {
         self.server_timers(now);
         self.client_timers(now);
         self.call_timers(now);
+        self.outgoing_timers(now);
     }
 
     // ----- application commands -------------------------------------------------
+
+    /// Places an outgoing call: sends the INVITE and runs its client transaction (over
+    /// UDP Timer A retransmits it; Timer B fails the call after 64*T1 without any
+    /// response). Ringing is not time-limited here: the application hangs up after its
+    /// own no-answer timeout. Nothing is sent when the parameters are refused.
+    pub fn invite(&mut self, now: Instant, out: OutgoingCall) -> Result<CallHandle, CallError> {
+        if out.local.is_ipv4() != out.remote.is_ipv4() {
+            return Err(CallError::AddressFamilyMismatch);
+        }
+        // A Request-URI with ?headers is not allowed on the wire (RFC 3261 §19.1.5).
+        if out.target.as_sip().is_some_and(|u| u.headers.is_some()) {
+            return Err(CallError::InvalidTarget);
+        }
+        if !out.from_user.bytes().all(is_user_byte) {
+            return Err(CallError::InvalidFromUser);
+        }
+        // Quoting escapes `"` and `\` but a CR/LF would still split the header.
+        if out
+            .from_display
+            .as_deref()
+            .is_some_and(|d| d.chars().any(char::is_control))
+        {
+            return Err(CallError::InvalidDisplayName);
+        }
+        for (i, (name, value)) in out.extra_headers.iter().enumerate() {
+            if !is_token(name) || value.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(CallError::InvalidExtraHeader(i));
+            }
+            if RESERVED_HEADERS.contains(&canonical_name(name).as_str()) {
+                return Err(CallError::ReservedExtraHeader(i));
+            }
+        }
+        sdp::SessionDescription::parse(out.sdp_offer.as_bytes())
+            .map_err(CallError::InvalidOffer)?;
+
+        let flow = Flow {
+            transport: out.transport,
+            local: out.local,
+            remote: out.remote,
+        };
+        let via = self.local_via(out.transport);
+        let tag = self.new_tag();
+        let call_id = format!("{}{}", self.new_tag(), self.new_tag());
+        let mut from_uri = SipUri::new(self.local_host(), None);
+        from_uri.user = (!out.from_user.is_empty()).then_some(out.from_user);
+        let mut from = NameAddr::new(Uri::Sip(from_uri));
+        from.display_name = out.from_display;
+        from.set_tag(&tag);
+        let to = NameAddr::new(out.to.unwrap_or_else(|| out.target.clone()));
+        let mut req = Request::new(Method::Invite, out.target);
+        let h = &mut req.headers;
+        h.push("Via", via.to_string());
+        h.push("Max-Forwards", "70");
+        h.push("From", from.to_string());
+        h.push("To", to.to_string());
+        h.push("Call-ID", call_id);
+        h.push(
+            "CSeq",
+            CSeq {
+                seq: 1,
+                method: Method::Invite,
+            }
+            .to_string(),
+        );
+        h.push("Contact", self.contact(out.transport));
+        h.push("Allow", ALLOW);
+        h.push("User-Agent", self.config.user_agent.clone());
+        for (name, value) in out.extra_headers {
+            h.push(&name, value);
+        }
+        h.push("Content-Type", "application/sdp");
+        req.body = out.sdp_offer.into_bytes();
+
+        let handle = CallHandle(self.next_call);
+        // The transaction only fails on a missing Via branch, and we just wrote one.
+        let key = self
+            .start_client_tx(now, req.clone(), flow, TxOwner::Invite(handle))
+            .ok_or(CallError::WrongState)?;
+        self.next_call += 1;
+        self.outgoing.insert(
+            handle,
+            OutgoingLeg {
+                invite: req,
+                key,
+                flow,
+                provisional: false,
+                hangup: false,
+                cancel_deadline: None,
+            },
+        );
+        Ok(handle)
+    }
 
     /// Sends 101-199 (typically 180 Ringing or 183 with early-media SDP).
     pub fn send_provisional(
@@ -379,22 +666,22 @@ impl Endpoint {
         if !(101..=199).contains(&status) {
             return Err(CallError::InvalidStatus(status));
         }
-        let c = self.calls.get(&call).ok_or(CallError::UnknownCall)?;
+        let c = self.lookup(call)?;
         if c.state != CallState::Incoming {
             return Err(CallError::WrongState);
         }
-        let key = c.invite_key.clone();
+        let key = c.invite_key.clone().ok_or(CallError::WrongState)?;
         self.respond_in_invite_tx(now, &key, status, sdp.map(String::into_bytes))
     }
 
     /// Sends 200 OK with `sdp` and retransmits it until ACK (T1 doubling to T2);
     /// after 64*T1 without ACK a BYE is sent and the call ends with `AckTimeout`.
     pub fn answer(&mut self, now: Instant, call: CallHandle, sdp: String) -> Result<(), CallError> {
-        let c = self.calls.get(&call).ok_or(CallError::UnknownCall)?;
+        let c = self.lookup(call)?;
         if c.state != CallState::Incoming {
             return Err(CallError::WrongState);
         }
-        let key = c.invite_key.clone();
+        let key = c.invite_key.clone().ok_or(CallError::WrongState)?;
         let seq = c.invite_seq;
         self.send_2xx(now, call, &key, seq, sdp.into_bytes(), true)?;
         if let Some(c) = self.calls.get_mut(&call) {
@@ -408,11 +695,11 @@ impl Endpoint {
         if !(300..=699).contains(&status) {
             return Err(CallError::InvalidStatus(status));
         }
-        let c = self.calls.get(&call).ok_or(CallError::UnknownCall)?;
+        let c = self.lookup(call)?;
         if c.state != CallState::Incoming {
             return Err(CallError::WrongState);
         }
-        let key = c.invite_key.clone();
+        let key = c.invite_key.clone().ok_or(CallError::WrongState)?;
         self.respond_in_invite_tx(now, &key, status, None)?;
         self.end_call(call, EndReason::Rejected(status));
         Ok(())
@@ -421,11 +708,26 @@ impl Endpoint {
     /// Ends the call from our side: BYE when answered (`CallEnded` follows when the
     /// BYE completes or times out; if our 2xx is not ACKed yet the BYE waits for the
     /// ACK, RFC 3261 §15), or 480 when not yet answered (`CallEnded` immediately).
+    ///
+    /// An unanswered outgoing call is cancelled (`OutgoingFailed` with `Cancelled`
+    /// follows): CANCEL right away once a provisional arrived, otherwise with the first
+    /// provisional, because a CANCEL must not overtake the INVITE (RFC 3261 §9.1); if
+    /// none ever comes, Timer B ends it. A 2xx that still arrives is ACKed and BYE'd.
     pub fn hangup(&mut self, now: Instant, call: CallHandle) -> Result<(), CallError> {
+        if let Some(leg) = self.outgoing.get_mut(&call) {
+            if leg.hangup {
+                return Err(CallError::WrongState);
+            }
+            leg.hangup = true;
+            if leg.provisional {
+                self.send_cancel(now, call);
+            }
+            return Ok(());
+        }
         let c = self.calls.get_mut(&call).ok_or(CallError::UnknownCall)?;
         match c.state {
             CallState::Incoming => {
-                let key = c.invite_key.clone();
+                let key = c.invite_key.clone().ok_or(CallError::WrongState)?;
                 self.respond_in_invite_tx(now, &key, 480, None)?;
                 self.end_call(call, EndReason::LocalHangup);
                 Ok(())
@@ -450,7 +752,7 @@ impl Endpoint {
         call: CallHandle,
         result: Result<String, u16>,
     ) -> Result<(), CallError> {
-        let c = self.calls.get(&call).ok_or(CallError::UnknownCall)?;
+        let c = self.lookup(call)?;
         let key = c.reinvite.clone().ok_or(CallError::WrongState)?;
         let pending = self
             .server_txs
@@ -616,7 +918,7 @@ impl Endpoint {
             self.respond_new_tx(now, flow, &req, Some(key), resp);
             return;
         }
-        if self.calls.len() >= self.config.max_calls {
+        if self.active_calls() >= self.config.max_calls {
             self.stats.rejected_503 += 1;
             let mut resp = self.response_to(&req.headers, 503, true);
             resp.headers
@@ -707,10 +1009,10 @@ impl Endpoint {
                 state: CallState::Incoming,
                 dialog,
                 flow,
-                invite_key: key.clone(),
+                invite_key: Some(key.clone()),
                 invite_seq: cseq.seq,
                 invite_via: via_identity(&top_via),
-                early_key,
+                early_key: Some(early_key),
                 reinvite: None,
                 pending_ack: None,
                 hangup_after_ack: false,
@@ -755,7 +1057,7 @@ impl Endpoint {
         let is_initial = self
             .calls
             .get(&handle)
-            .is_some_and(|c| c.invite_key == invite_key);
+            .is_some_and(|c| c.invite_key.as_ref() == Some(&invite_key));
         if is_initial {
             self.end_call(handle, EndReason::Cancelled);
         } else if let Some(c) = self.calls.get_mut(&handle) {
@@ -923,27 +1225,34 @@ impl Endpoint {
             return;
         };
         let Some(ctx) = self.client_txs.get_mut(&key) else {
-            // Stray or late response (RFC 3261 §18.1.2): drop.
+            if key.method == Method::Invite && (200..300).contains(&resp.status) {
+                self.handle_late_2xx(now, &key, &resp);
+            }
+            // Otherwise a stray or late response (RFC 3261 §18.1.2): drop.
             return;
         };
         let action = ctx.tx.on_response(now, &resp);
         let flow = ctx.flow;
         let ack = ctx.tx.ack().map(<[u8]>::to_vec);
-        let call = ctx.call;
+        let owner = ctx.owner;
         let finished = ctx.tx.state() == ClientState::Terminated;
         match action {
             ClientResponseAction::Deliver | ClientResponseAction::DeliverAndAck => {
                 if let (ClientResponseAction::DeliverAndAck, Some(ack)) = (action, ack) {
                     self.send_request_bytes(flow, ack);
                 }
-                if resp.status >= 200 {
-                    if let Some(ctx) = self.client_txs.get_mut(&key) {
-                        ctx.call = None;
+                match owner {
+                    TxOwner::Bye(call) if resp.status >= 200 => {
+                        if let Some(ctx) = self.client_txs.get_mut(&key) {
+                            ctx.owner = TxOwner::Bye(None);
+                        }
+                        if let Some(handle) = call {
+                            // Any final response ends the call: 481/408 mean it is gone anyway.
+                            self.end_call_at(now, handle, EndReason::LocalHangup);
+                        }
                     }
-                    if let Some(handle) = call {
-                        // Any final response ends the call: 481/408 mean it is gone anyway.
-                        self.end_call_at(now, handle, EndReason::LocalHangup);
-                    }
+                    TxOwner::Invite(handle) => self.outgoing_response(now, handle, &key, &resp),
+                    TxOwner::Bye(_) | TxOwner::Cancel => {}
                 }
             }
             ClientResponseAction::ResendAck => {
@@ -957,6 +1266,158 @@ impl Endpoint {
         if finished {
             self.client_txs.remove(&key);
         }
+    }
+
+    /// A response from our outgoing INVITE's client transaction (retransmissions are
+    /// already absorbed, the ACK for a non-2xx final already sent).
+    fn outgoing_response(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        key: &ClientKey,
+        resp: &Response,
+    ) {
+        let status = resp.status;
+        if status < 200 {
+            let Some(leg) = self.outgoing.get_mut(&handle) else {
+                return;
+            };
+            leg.provisional = true;
+            if leg.hangup {
+                if leg.cancel_deadline.is_none() {
+                    self.send_cancel(now, handle);
+                }
+                return;
+            }
+            if status > 100 {
+                self.events.push_back(Event::OutgoingProgress {
+                    call: handle,
+                    status,
+                    // Early media is a courtesy: an SDP we cannot parse is simply not offered.
+                    early_media: extract_response_sdp(resp).ok().flatten(),
+                });
+            }
+            return;
+        }
+        if status < 300 {
+            self.outgoing_answered(now, handle, key, resp);
+            return;
+        }
+        let Some(leg) = self.outgoing.remove(&handle) else {
+            return;
+        };
+        let reason = if leg.hangup {
+            OutgoingFailure::Cancelled
+        } else {
+            OutgoingFailure::Rejected
+        };
+        self.events.push_back(Event::OutgoingFailed {
+            call: handle,
+            status: Some(status),
+            reason,
+        });
+    }
+
+    /// The first 2xx to our INVITE: the dialog is created from it (RFC 3261 §12.1.2), so
+    /// a To tag different from an earlier 18x's is fine. ACK always; BYE right after when
+    /// the application already hung up or the answer is unusable.
+    fn outgoing_answered(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        key: &ClientKey,
+        resp: &Response,
+    ) {
+        let Some(leg) = self.outgoing.remove(&handle) else {
+            return;
+        };
+        let status = Some(resp.status);
+        let mut dialog = match Dialog::new_uac(&leg.invite, resp) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!(call = handle.0, error = %e, "2xx cannot establish a dialog");
+                self.remember_accepted(now, key, &leg.invite, leg.flow);
+                self.events.push_back(Event::OutgoingFailed {
+                    call: handle,
+                    status,
+                    reason: OutgoingFailure::InvalidDialog(e),
+                });
+                return;
+            }
+        };
+        self.remember_accepted(now, key, &leg.invite, leg.flow);
+        self.send_2xx_ack(key, &leg.invite, &dialog, leg.flow);
+        let answer = if leg.hangup {
+            Err(OutgoingFailure::Cancelled)
+        } else {
+            match extract_response_sdp(resp) {
+                Ok(Some(sd)) if has_active_audio(&sd) => Ok(sd),
+                Ok(Some(_)) => Err(OutgoingFailure::BadAnswer(AnswerError::NoAudio)),
+                Ok(None) => Err(OutgoingFailure::MissingAnswer),
+                Err(e) => Err(OutgoingFailure::BadAnswer(AnswerError::Body(e))),
+            }
+        };
+        match answer {
+            Ok(answer) => {
+                let invite_seq = dialog.local_seq;
+                self.dialogs.insert(dialog.id.clone(), handle);
+                self.calls.insert(
+                    handle,
+                    Call {
+                        // Our ACK is the confirmation (RFC 3261 §13.2.2.4).
+                        state: CallState::Confirmed,
+                        dialog,
+                        flow: leg.flow,
+                        invite_key: None,
+                        invite_seq,
+                        invite_via: String::new(),
+                        early_key: None,
+                        reinvite: None,
+                        pending_ack: None,
+                        hangup_after_ack: false,
+                    },
+                );
+                self.events.push_back(Event::OutgoingAnswered {
+                    call: handle,
+                    answer,
+                });
+            }
+            Err(reason) => {
+                self.send_bye_on(now, &mut dialog, leg.flow);
+                self.events.push_back(Event::OutgoingFailed {
+                    call: handle,
+                    status,
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// A 2xx after our INVITE transaction ended: a retransmission (its ACK was lost or
+    /// is still on the way) gets the same ACK again; a new fork's 2xx is ACKed and its
+    /// dialog ended with BYE, since the call already has its answer (RFC 3261 §13.2.2.4).
+    fn handle_late_2xx(&mut self, now: Instant, key: &ClientKey, resp: &Response) {
+        let Some(acc) = self.accepted.get(key) else {
+            return;
+        };
+        let Ok(Some(id)) = DialogId::for_incoming_response(resp) else {
+            return;
+        };
+        if let Some((hop, bytes)) = acc.acks.get(&id.remote_tag) {
+            let (hop, bytes) = (*hop, bytes.clone());
+            self.stats.retransmissions += 1;
+            self.send_request_bytes(hop, bytes);
+            return;
+        }
+        if acc.acks.len() >= MAX_FORKS {
+            return;
+        }
+        let (invite, flow) = (acc.invite.clone(), acc.flow);
+        let Ok(mut dialog) = Dialog::new_uac(&invite, resp) else {
+            return;
+        };
+        self.send_2xx_ack(key, &invite, &dialog, flow);
+        self.send_bye_on(now, &mut dialog, flow);
     }
 
     // ----- timers -------------------------------------------------------------
@@ -1018,9 +1479,21 @@ impl Endpoint {
                         }
                     }
                     ClientTimerEvent::Timeout => {
-                        let call = self.client_txs.get_mut(&key).and_then(|c| c.call.take());
-                        if let Some(handle) = call {
-                            self.end_call_at(now, handle, EndReason::TransactionTimeout);
+                        let owner = self.client_txs.get_mut(&key).map(|c| {
+                            let owner = c.owner;
+                            if let TxOwner::Bye(_) = owner {
+                                c.owner = TxOwner::Bye(None);
+                            }
+                            owner
+                        });
+                        match owner {
+                            Some(TxOwner::Bye(Some(handle))) => {
+                                self.end_call_at(now, handle, EndReason::TransactionTimeout);
+                            }
+                            Some(TxOwner::Invite(handle)) => {
+                                self.abandon_outgoing(now, handle, OutgoingFailure::Timeout);
+                            }
+                            _ => {}
                         }
                         remove = true;
                     }
@@ -1069,7 +1542,123 @@ impl Endpoint {
         }
     }
 
+    /// Outgoing INVITEs whose CANCEL got no final response in 64*T1 (RFC 3261 §9.1),
+    /// and Accepted records past 64*T1 (RFC 6026 Timer M).
+    fn outgoing_timers(&mut self, now: Instant) {
+        let due: Vec<CallHandle> = self
+            .outgoing
+            .iter()
+            .filter(|(_, l)| l.cancel_deadline.is_some_and(|t| t <= now))
+            .map(|(h, _)| *h)
+            .collect();
+        for handle in due {
+            if let Some(key) = self.outgoing.get(&handle).map(|l| l.key.clone()) {
+                self.client_txs.remove(&key);
+            }
+            self.abandon_outgoing(now, handle, OutgoingFailure::Cancelled);
+        }
+        self.accepted.retain(|_, a| a.until > now);
+    }
+
+    /// Gives up on an unanswered outgoing call. A 2xx may still come (a slow callee, a
+    /// CANCEL that was lost): the Accepted record gets it ACKed and BYE'd.
+    fn abandon_outgoing(&mut self, now: Instant, handle: CallHandle, reason: OutgoingFailure) {
+        let Some(leg) = self.outgoing.remove(&handle) else {
+            return;
+        };
+        self.remember_accepted(now, &leg.key, &leg.invite, leg.flow);
+        let reason = if leg.hangup {
+            OutgoingFailure::Cancelled
+        } else {
+            reason
+        };
+        self.events.push_back(Event::OutgoingFailed {
+            call: handle,
+            status: None,
+            reason,
+        });
+    }
+
     // ----- helpers --------------------------------------------------------------
+
+    /// A call the application may command; outgoing calls before their answer exist
+    /// but accept only `hangup`.
+    fn lookup(&self, call: CallHandle) -> Result<&Call, CallError> {
+        match self.calls.get(&call) {
+            Some(c) => Ok(c),
+            None if self.outgoing.contains_key(&call) => Err(CallError::WrongState),
+            None => Err(CallError::UnknownCall),
+        }
+    }
+
+    /// Our Via for a new client transaction: fresh branch, and `rport` so responses
+    /// come back through NAT to the port we sent from (RFC 3581).
+    fn local_via(&mut self, transport: Transport) -> Via {
+        let branch = self.new_branch();
+        let mut via = Via::new(
+            transport.via_transport(),
+            self.local_host(),
+            Some(self.local_port(transport)),
+            &branch,
+        );
+        via.set_param("rport", None);
+        via
+    }
+
+    /// Sends `req` and keeps its client transaction; `None` when `req` has no branch.
+    fn start_client_tx(
+        &mut self,
+        now: Instant,
+        req: Request,
+        flow: Flow,
+        owner: TxOwner,
+    ) -> Option<ClientKey> {
+        let tx =
+            ClientTransaction::new(now, req, flow.transport.reliable(), self.config.timers).ok()?;
+        let key = tx.key().clone();
+        self.send_request_bytes(flow, tx.request_bytes().to_vec());
+        self.client_txs
+            .insert(key.clone(), ClientTx { tx, flow, owner });
+        Some(key)
+    }
+
+    /// CANCEL for an outgoing call's INVITE, on the INVITE's flow (RFC 3261 §9.1).
+    fn send_cancel(&mut self, now: Instant, handle: CallHandle) {
+        let deadline = now + self.config.timers.sanitized().timeout();
+        let Some(leg) = self.outgoing.get_mut(&handle) else {
+            return;
+        };
+        leg.cancel_deadline = Some(deadline);
+        let (cancel, flow) = (build_cancel(&leg.invite), leg.flow);
+        self.start_client_tx(now, cancel, flow, TxOwner::Cancel);
+    }
+
+    fn remember_accepted(&mut self, now: Instant, key: &ClientKey, invite: &Request, flow: Flow) {
+        let until = now + self.config.timers.sanitized().timeout();
+        self.accepted
+            .entry(key.clone())
+            .or_insert_with(|| Accepted {
+                until,
+                invite: invite.clone(),
+                flow,
+                acks: HashMap::new(),
+            });
+    }
+
+    /// ACK for a 2xx (RFC 3261 §13.2.2.4): built by the dialog (CSeq number of the
+    /// INVITE, Request-URI and Route from the 2xx's Contact and Record-Route), in its
+    /// own transaction (fresh branch), sent to the dialog's next hop. Kept in the
+    /// Accepted record for 2xx retransmissions.
+    fn send_2xx_ack(&mut self, key: &ClientKey, invite: &Request, dialog: &Dialog, flow: Flow) {
+        let seq = invite.headers.cseq().map_or(dialog.local_seq, |c| c.seq);
+        let via = self.local_via(flow.transport);
+        let bytes = dialog.create_ack(seq, &via).to_bytes();
+        let hop = next_hop(flow, dialog);
+        self.send_request_bytes(hop, bytes.clone());
+        if let Some(acc) = self.accepted.get_mut(key) {
+            acc.acks.insert(dialog.id.remote_tag.clone(), (hop, bytes));
+        }
+    }
 
     fn new_tag(&mut self) -> String {
         hex_u64(self.rng.next_u64())
@@ -1256,37 +1845,27 @@ impl Endpoint {
     /// Sends BYE in the call's dialog. With `report`, the call ends (and the
     /// event fires) when the BYE completes; otherwise the caller ends it.
     fn send_bye(&mut self, now: Instant, handle: CallHandle, report: bool) {
-        let branch = self.new_branch();
-        let host = self.local_host();
-        let ua = self.config.user_agent.clone();
         let Some(transport) = self.calls.get(&handle).map(|c| c.flow.transport) else {
             return;
         };
-        let port = self.local_port(transport);
+        let via = self.local_via(transport);
+        let (ua, contact) = (self.config.user_agent.clone(), self.contact(transport));
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
-        let mut via = Via::new(transport.via_transport(), host, Some(port), &branch);
-        via.set_param("rport", None);
-        let mut req = call.dialog.create_request(Method::Bye, &via);
+        let req = bye_request(&mut call.dialog, &via, ua, contact);
         call.state = CallState::Terminating;
-        let flow = next_hop(call);
-        req.headers.push("User-Agent", ua);
-        let contact = self.contact(transport);
-        req.headers.push("Contact", contact);
-        let Ok(tx) = ClientTransaction::new(now, req, transport.reliable(), self.config.timers)
-        else {
-            return;
-        };
-        self.send_request_bytes(flow, tx.request_bytes().to_vec());
-        self.client_txs.insert(
-            tx.key().clone(),
-            ClientTx {
-                tx,
-                flow,
-                call: report.then_some(handle),
-            },
-        );
+        let flow = next_hop(call.flow, &call.dialog);
+        self.start_client_tx(now, req, flow, TxOwner::Bye(report.then_some(handle)));
+    }
+
+    /// BYE for a dialog no call owns: a 2xx we cannot use, or one from an extra fork.
+    fn send_bye_on(&mut self, now: Instant, dialog: &mut Dialog, flow: Flow) {
+        let via = self.local_via(flow.transport);
+        let (ua, contact) = (self.config.user_agent.clone(), self.contact(flow.transport));
+        let req = bye_request(dialog, &via, ua, contact);
+        let hop = next_hop(flow, dialog);
+        self.start_client_tx(now, req, hop, TxOwner::Bye(None));
     }
 
     /// Ends a call, first answering any of its INVITEs still waiting for a final
@@ -1309,7 +1888,9 @@ impl Endpoint {
             return;
         };
         self.dialogs.remove(&call.dialog.id);
-        self.early.remove(&call.early_key);
+        if let Some(key) = &call.early_key {
+            self.early.remove(key);
+        }
         for stx in self.server_txs.values_mut() {
             if stx.call == Some(handle) {
                 stx.call = None;
@@ -1370,6 +1951,22 @@ impl Endpoint {
     }
 }
 
+fn bye_request(dialog: &mut Dialog, via: &Via, ua: String, contact: String) -> Request {
+    let mut req = dialog.create_request(Method::Bye, via);
+    req.headers.push("User-Agent", ua);
+    req.headers.push("Contact", contact);
+    req
+}
+
+/// An answer we can bridge must keep at least one audio stream (RFC 3264 §6: port 0
+/// rejects a stream). Codec checks need the local capabilities and are left to the
+/// application.
+fn has_active_audio(sd: &sdp::SessionDescription) -> bool {
+    sd.media
+        .iter()
+        .any(|m| m.media.eq_ignore_ascii_case("audio") && m.port != 0)
+}
+
 /// Dialog-creating responses echo Record-Route in order (RFC 3261 §12.1.1), so
 /// the peer builds the same route set we did.
 fn copy_record_route(req: &Request, resp: &mut Response) {
@@ -1416,19 +2013,17 @@ fn stamp_via(req: &mut Request, top: &Via, source: SocketAddr) {
 
 /// Destination of in-dialog requests: the first route or the remote target when
 /// it is an IP literal of the call's address family (sans-IO cannot resolve
-/// names), otherwise back along the flow the call arrived on. TCP always reuses
-/// the call's connection.
-fn next_hop(call: &Call) -> Flow {
-    let flow = call.flow;
+/// names), otherwise along the call's flow (where it arrived from, or where we
+/// sent our INVITE). TCP always reuses the call's connection.
+fn next_hop(flow: Flow, dialog: &Dialog) -> Flow {
     if flow.transport == Transport::Tcp {
         return flow;
     }
-    let target = call
-        .dialog
+    let target = dialog
         .route_set
         .first()
         .map(|r| &r.uri)
-        .unwrap_or(&call.dialog.remote_target);
+        .unwrap_or(&dialog.remote_target);
     let addr = match target {
         Uri::Sip(u) => u
             .host

@@ -35,7 +35,7 @@ impl Default for TimerConfig {
 impl TimerConfig {
     /// Clamps configured values: zero timers would make retransmission loops spin,
     /// absurdly large ones would overflow `Instant` arithmetic.
-    fn sanitized(self) -> Self {
+    pub(crate) fn sanitized(self) -> Self {
         let min = Duration::from_millis(1);
         let max = Duration::from_secs(600);
         let t1 = self.t1.clamp(min, max);
@@ -562,6 +562,34 @@ pub fn build_non2xx_ack(invite: &Request, resp: &Response) -> Request {
         ack.headers.push("Route", r);
     }
     ack
+}
+
+/// CANCEL for a pending INVITE (RFC 3261 §9.1): same Request-URI, Call-ID, From,
+/// To (no tag: the dialog is not known yet), CSeq number and top Via as the INVITE,
+/// so every hop matches it to the INVITE's transaction; Route copied.
+pub fn build_cancel(invite: &Request) -> Request {
+    let mut cancel = Request::new(Method::Cancel, invite.uri.clone());
+    let h = &invite.headers;
+    if let Some(via) = h.get("Via") {
+        let top = crate::header::split_list(via)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        cancel.headers.push("Via", top.trim());
+    }
+    cancel.headers.push("Max-Forwards", "70");
+    for name in ["From", "To", "Call-ID"] {
+        if let Some(v) = h.get(name) {
+            cancel.headers.push(name, v);
+        }
+    }
+    if let Ok(cseq) = h.cseq() {
+        cancel.headers.push("CSeq", format!("{} CANCEL", cseq.seq));
+    }
+    for r in h.get_all("Route") {
+        cancel.headers.push("Route", r);
+    }
+    cancel
 }
 
 /// UAS core retransmission of a 2xx to INVITE until ACK (RFC 3261 §13.3.1.4).
