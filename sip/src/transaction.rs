@@ -536,60 +536,48 @@ impl ClientTransaction {
 /// ACK for a non-2xx final (RFC 3261 §17.1.1.3): same Request-URI, Call-ID, From,
 /// CSeq number and top Via as the INVITE, To from the response, Route copied.
 pub fn build_non2xx_ack(invite: &Request, resp: &Response) -> Request {
-    let mut ack = Request::new(Method::Ack, invite.uri.clone());
-    let h = &invite.headers;
-    if let Some(via) = h.get("Via") {
-        let top = crate::header::split_list(via)
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        ack.headers.push("Via", top.trim());
-    }
-    ack.headers.push("Max-Forwards", "70");
-    if let Some(v) = h.get("From") {
-        ack.headers.push("From", v);
-    }
-    if let Some(v) = resp.headers.get("To").or_else(|| h.get("To")) {
-        ack.headers.push("To", v);
-    }
-    if let Some(v) = h.get("Call-ID") {
-        ack.headers.push("Call-ID", v);
-    }
-    if let Ok(cseq) = h.cseq() {
-        ack.headers.push("CSeq", format!("{} ACK", cseq.seq));
-    }
-    for r in h.get_all("Route") {
-        ack.headers.push("Route", r);
-    }
-    ack
+    let to = resp.headers.get("To").or_else(|| invite.headers.get("To"));
+    same_transaction(Method::Ack, invite, to)
 }
 
 /// CANCEL for a pending INVITE (RFC 3261 §9.1): same Request-URI, Call-ID, From,
 /// To (no tag: the dialog is not known yet), CSeq number and top Via as the INVITE,
 /// so every hop matches it to the INVITE's transaction; Route copied.
 pub fn build_cancel(invite: &Request) -> Request {
-    let mut cancel = Request::new(Method::Cancel, invite.uri.clone());
+    same_transaction(Method::Cancel, invite, invite.headers.get("To"))
+}
+
+/// A request hop-by-hop matched to the INVITE's transaction (ACK to a non-2xx, CANCEL):
+/// the INVITE's Request-URI, top Via, From, Call-ID, CSeq number and Routes, with `to`.
+fn same_transaction(method: Method, invite: &Request, to: Option<&str>) -> Request {
+    let cseq_method = method.as_str().to_string();
+    let mut req = Request::new(method, invite.uri.clone());
     let h = &invite.headers;
     if let Some(via) = h.get("Via") {
         let top = crate::header::split_list(via)
             .into_iter()
             .next()
             .unwrap_or_default();
-        cancel.headers.push("Via", top.trim());
+        req.headers.push("Via", top.trim());
     }
-    cancel.headers.push("Max-Forwards", "70");
-    for name in ["From", "To", "Call-ID"] {
-        if let Some(v) = h.get(name) {
-            cancel.headers.push(name, v);
-        }
+    req.headers.push("Max-Forwards", "70");
+    if let Some(v) = h.get("From") {
+        req.headers.push("From", v);
+    }
+    if let Some(v) = to {
+        req.headers.push("To", v);
+    }
+    if let Some(v) = h.get("Call-ID") {
+        req.headers.push("Call-ID", v);
     }
     if let Ok(cseq) = h.cseq() {
-        cancel.headers.push("CSeq", format!("{} CANCEL", cseq.seq));
+        req.headers
+            .push("CSeq", format!("{} {cseq_method}", cseq.seq));
     }
     for r in h.get_all("Route") {
-        cancel.headers.push("Route", r);
+        req.headers.push("Route", r);
     }
-    cancel
+    req
 }
 
 /// UAS core retransmission of a 2xx to INVITE until ACK (RFC 3261 §13.3.1.4).

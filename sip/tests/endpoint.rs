@@ -1,12 +1,15 @@
 //! Endpoint scenarios driven like a sipp UAC: raw SIP text in, transmitted bytes
 //! and events out, all on simulated time.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+
+use common::{as_request, as_response, Sim};
+use std::time::Duration;
 
 use voxgate_sip::endpoint::{
-    CallError, CallHandle, EndReason, Endpoint, EndpointConfig, Event, IncomingCall, Transmit,
-    Transport,
+    CallError, CallHandle, EndReason, EndpointConfig, Event, IncomingCall, Transport,
 };
 use voxgate_sip::sdp::{self, Direction, LocalMedia};
 use voxgate_sip::{Method, Request, Response, SipMessage};
@@ -14,16 +17,8 @@ use voxgate_sip::{Method, Request, Response, SipMessage};
 const OFFER: &str = "v=0\r\no=sipp 1 1 IN IP4 192.0.2.20\r\ns=-\r\nc=IN IP4 192.0.2.20\r\nt=0 0\r\n\
 m=audio 6000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
 
-struct Peer {
-    ep: Endpoint,
-    t0: Instant,
-    now: Instant,
-    transport: Transport,
-    local: SocketAddr,
-    remote: SocketAddr,
-    /// Host:port the peer writes in Via/Contact.
-    me: String,
-}
+/// The trunk's side of the test: sends raw SIP text to the endpoint and reads what it sends back.
+type Peer = Sim;
 
 fn config() -> EndpointConfig {
     EndpointConfig {
@@ -44,21 +39,8 @@ impl Peer {
     }
 
     fn with(transport: Transport, local: &str, remote: &str, cfg: EndpointConfig) -> Self {
-        let t0 = Instant::now();
         let remote: SocketAddr = remote.parse().unwrap();
-        let me = match remote {
-            SocketAddr::V4(a) => a.to_string(),
-            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-        };
-        Self {
-            ep: Endpoint::new(cfg),
-            t0,
-            now: t0,
-            transport,
-            local: local.parse().unwrap(),
-            remote,
-            me,
-        }
+        Sim::on(transport, local.parse().unwrap(), remote, cfg)
     }
 
     fn tp(&self) -> &'static str {
@@ -66,25 +48,6 @@ impl Peer {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
         }
-    }
-
-    fn send(&mut self, text: &str) {
-        self.ep.handle_input(
-            self.now,
-            self.transport,
-            self.local,
-            self.remote,
-            text.as_bytes(),
-        );
-    }
-
-    fn send_bytes(&mut self, data: &[u8]) {
-        self.ep
-            .handle_input(self.now, self.transport, self.local, self.remote, data);
-    }
-
-    fn transmits(&mut self) -> Vec<Transmit> {
-        std::iter::from_fn(|| self.ep.poll_transmit()).collect()
     }
 
     fn messages(&mut self) -> Vec<SipMessage> {
@@ -110,29 +73,6 @@ impl Peer {
 
     fn statuses(&mut self) -> Vec<u16> {
         self.responses().iter().map(|r| r.status).collect()
-    }
-
-    fn events(&mut self) -> Vec<Event> {
-        std::iter::from_fn(|| self.ep.poll_event()).collect()
-    }
-
-    /// Advances simulated time to `t0 + at`, firing every timer on the way, and
-    /// returns (ms since t0, transmit) for everything sent.
-    fn run_until(&mut self, at: Duration) -> Vec<(u64, Transmit)> {
-        let target = self.t0 + at;
-        let mut out = Vec::new();
-        while let Some(t) = self.ep.poll_timeout() {
-            if t > target {
-                break;
-            }
-            assert!(t >= self.now, "deadline in the past");
-            self.now = t;
-            self.ep.handle_timeout(t);
-            let ms = (t - self.t0).as_millis() as u64;
-            out.extend(self.transmits().into_iter().map(|x| (ms, x)));
-        }
-        self.now = target;
-        out
     }
 
     fn invite(&self, call_id: &str, branch: &str, extra: &str, body: &str) -> String {
@@ -214,20 +154,6 @@ fn answer_sdp(c: &IncomingCall) -> String {
     let local = LocalMedia::new("198.51.100.1".parse().unwrap(), 40000, 7);
     let n = sdp::negotiate(c.offer.as_ref().expect("offer"), &local).unwrap();
     n.answer.to_string()
-}
-
-fn as_request(t: &Transmit) -> Request {
-    match SipMessage::parse(&t.payload).unwrap() {
-        SipMessage::Request(r) => r,
-        SipMessage::Response(r) => panic!("expected request, got {}", r.status),
-    }
-}
-
-fn as_response(t: &Transmit) -> Response {
-    match SipMessage::parse(&t.payload).unwrap() {
-        SipMessage::Response(r) => r,
-        SipMessage::Request(r) => panic!("expected response, got {}", r.method),
-    }
 }
 
 fn reply_to(req: &Request, status: u16) -> String {

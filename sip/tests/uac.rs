@@ -2,17 +2,20 @@
 //! plays the agent's PBX, answering our INVITE with raw SIP text, and checks what the
 //! endpoint transmits and reports.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::{as_request, as_response, Sim};
 
 use voxgate_sip::body::BodyError;
 use voxgate_sip::endpoint::{
-    AnswerError, CallError, CallHandle, EndReason, Endpoint, EndpointConfig, Event, OutgoingCall,
-    OutgoingFailure, Transmit, Transport,
+    AnswerError, CallError, CallHandle, EndReason, EndpointConfig, Event, OutgoingCall,
+    OutgoingFailure, Transport,
 };
 use voxgate_sip::sdp::{self, LocalMedia, SdpError};
-use voxgate_sip::{Method, Request, Response, SipMessage, Uri};
+use voxgate_sip::{Method, Request, SipMessage, Uri};
 
 const ANSWER: &str =
     "v=0\r\no=agent 1 1 IN IP4 192.0.2.51\r\ns=-\r\nc=IN IP4 192.0.2.51\r\nt=0 0\r\n\
@@ -39,14 +42,7 @@ fn offer() -> String {
 }
 
 /// Voxgate placing calls towards a PBX at `remote`.
-struct Uac {
-    ep: Endpoint,
-    t0: Instant,
-    now: Instant,
-    transport: Transport,
-    local: SocketAddr,
-    remote: SocketAddr,
-}
+type Uac = Sim;
 
 /// One placed call: its handle and the INVITE as it went on the wire.
 struct Placed {
@@ -60,15 +56,12 @@ impl Uac {
     }
 
     fn with(transport: Transport, cfg: EndpointConfig) -> Self {
-        let t0 = Instant::now();
-        Self {
-            ep: Endpoint::new(cfg),
-            t0,
-            now: t0,
+        Sim::on(
             transport,
-            local: "198.51.100.1:5060".parse().unwrap(),
-            remote: "192.0.2.50:5060".parse().unwrap(),
-        }
+            "198.51.100.1:5060".parse().unwrap(),
+            "192.0.2.50:5060".parse().unwrap(),
+            cfg,
+        )
     }
 
     fn outgoing(&self) -> OutgoingCall {
@@ -96,50 +89,8 @@ impl Uac {
         }
     }
 
-    fn send(&mut self, text: &str) {
-        self.ep.handle_input(
-            self.now,
-            self.transport,
-            self.local,
-            self.remote,
-            text.as_bytes(),
-        );
-    }
-
-    fn transmits(&mut self) -> Vec<Transmit> {
-        let out: Vec<Transmit> = std::iter::from_fn(|| self.ep.poll_transmit()).collect();
-        for t in &out {
-            assert_eq!(t.transport, self.transport);
-            assert_eq!(t.local, self.local);
-        }
-        out
-    }
-
     fn requests(&mut self) -> Vec<Request> {
         self.transmits().iter().map(as_request).collect()
-    }
-
-    fn events(&mut self) -> Vec<Event> {
-        std::iter::from_fn(|| self.ep.poll_event()).collect()
-    }
-
-    /// Advances simulated time to `t0 + at`, firing every timer on the way, and
-    /// returns (ms since t0, transmit) for everything sent.
-    fn run_until(&mut self, at: Duration) -> Vec<(u64, Transmit)> {
-        let target = self.t0 + at;
-        let mut out = Vec::new();
-        while let Some(t) = self.ep.poll_timeout() {
-            if t > target {
-                break;
-            }
-            assert!(t >= self.now, "deadline in the past");
-            self.now = t;
-            self.ep.handle_timeout(t);
-            let ms = (t - self.t0).as_millis() as u64;
-            out.extend(self.transmits().into_iter().map(|x| (ms, x)));
-        }
-        self.now = target;
-        out
     }
 
     /// INVITE answered with 200 (tag `agent-1`, SDP); returns the call, the INVITE and the ACK.
@@ -154,20 +105,6 @@ impl Uac {
             other => panic!("expected OutgoingAnswered, got {other:?}"),
         }
         (p, ack[0].clone())
-    }
-}
-
-fn as_request(t: &Transmit) -> Request {
-    match SipMessage::parse(&t.payload).unwrap() {
-        SipMessage::Request(r) => r,
-        SipMessage::Response(r) => panic!("expected request, got {}", r.status),
-    }
-}
-
-fn as_response(t: &Transmit) -> Response {
-    match SipMessage::parse(&t.payload).unwrap() {
-        SipMessage::Response(r) => r,
-        SipMessage::Request(r) => panic!("expected response, got {}", r.method),
     }
 }
 
