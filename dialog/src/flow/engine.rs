@@ -560,11 +560,7 @@ impl Session {
         };
         self.phase = Phase::Asking {
             slot,
-            ask: if self.playing {
-                Ask::Prompting
-            } else {
-                Ask::Waiting(now + s.no_input)
-            },
+            ask: Ask::Prompting,
         };
         if !self.playing {
             self.start_waiting(now);
@@ -928,7 +924,6 @@ impl Session {
                 }
                 match s.confirm_below {
                     Some(t) if confidence < t => {
-                        let sub_items = s.confirm.clone();
                         self.phase = Phase::Confirming {
                             slot,
                             value: value.clone(),
@@ -937,16 +932,8 @@ impl Session {
                         };
                         // The confirmation prompt may read the candidate value.
                         self.vars.insert(s.var.clone(), value);
-                        let say = self.render(&sub_items);
+                        self.play(&s.confirm, true);
                         self.vars.remove(&s.var);
-                        self.playing = !say.is_empty();
-                        if self.playing {
-                            self.last_play = Some((say.clone(), true));
-                            self.emit(Action::Play {
-                                items: say,
-                                barge_in: true,
-                            });
-                        }
                         self.emit(Action::Listen(Listen {
                             slot: s.var.clone(),
                             speech: true,

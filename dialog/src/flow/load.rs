@@ -360,7 +360,11 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn err<T>(&mut self, at: &Spanned<T>, problem: Problem) {
-        let location = Some(Location::at(self.path, self.text, at.span().start));
+        self.err_at(at.span().start, problem);
+    }
+
+    fn err_at(&mut self, offset: usize, problem: Problem) {
+        let location = Some(Location::at(self.path, self.text, offset));
         self.errors.push(FlowError { location, problem });
     }
 
@@ -912,48 +916,35 @@ impl Validator<'_> {
                 }
             }
         }
-        let check = |v: &mut Self, at: &dyn Fn(&Self) -> Option<Location>, var: &str| {
-            if !produced.contains(var) {
-                let location = at(v);
-                v.errors.push(FlowError {
-                    location,
-                    problem: Problem::UnsetVariable(var.to_string()),
-                });
-            }
-        };
+        // (offset of the slot, step or form that reads it, variable)
+        let mut reads: Vec<(usize, String)> = Vec::new();
         for ((_, rf), form) in raw.form.iter().zip(&flow.forms) {
-            let form_at = |v: &Self| Some(Location::at(v.path, v.text, rf.span().start));
-            for r in &form.requires {
-                check(self, &form_at, r);
-            }
+            let at = rf.span().start;
+            reads.extend(form.requires.iter().map(|r| (at, r.clone())));
             for (rs, slot) in rf.get_ref().slot.iter().zip(&form.slots) {
-                let at = |v: &Self| Some(Location::at(v.path, v.text, rs.span().start));
-                for var in prompt_vars(slot.prompts.iter().flatten().chain(&slot.confirm)) {
-                    check(self, &at, &var);
-                }
-                if let Some(c) = &slot.when {
-                    check(self, &at, &c.var);
-                }
+                let at = rs.span().start;
+                let items = slot.prompts.iter().flatten().chain(&slot.confirm);
+                reads.extend(prompt_vars(items).into_iter().map(|v| (at, v)));
+                reads.extend(slot.when.iter().map(|c| (at, c.var.clone())));
             }
             for (rs, step) in rf.get_ref().steps.iter().zip(&form.steps) {
-                let at = |v: &Self| Some(Location::at(v.path, v.text, rs.span().start));
-                if let Some(c) = &step.when {
-                    check(self, &at, &c.var);
-                }
+                let at = rs.span().start;
+                reads.extend(step.when.iter().map(|c| (at, c.var.clone())));
                 match &step.kind {
                     StepKind::Say { items, .. } => {
-                        for var in prompt_vars(items.iter()) {
-                            check(self, &at, &var);
-                        }
+                        reads.extend(prompt_vars(items.iter()).into_iter().map(|v| (at, v)));
                     }
                     StepKind::Invoke { op, .. } => {
-                        for var in op.inputs() {
-                            check(self, &at, var);
-                        }
+                        reads.extend(op.inputs().iter().map(|v| (at, v.to_string())));
                     }
-                    StepKind::Route { var, .. } => check(self, &at, var),
+                    StepKind::Route { var, .. } => reads.push((at, var.clone())),
                     _ => {}
                 }
+            }
+        }
+        for (at, var) in reads {
+            if !produced.contains(&var) {
+                self.err_at(at, Problem::UnsetVariable(var));
             }
         }
     }

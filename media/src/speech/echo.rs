@@ -949,20 +949,16 @@ impl EchoGuard {
     fn move_window(&mut self, bulk: usize) {
         let bulk = bulk.min(self.max_bulk);
         let taps = self.weights.len();
+        let later = bulk > self.bulk;
+        let d = bulk.abs_diff(self.bulk).min(taps);
+        // A later window drops the shortest lags (the last taps), an earlier one the longest.
+        let dropped_range = if later { taps - d..taps } else { 0..d };
         let total: f32 = self.weights.iter().map(|w| w * w).sum();
-        let dropped_range = if bulk > self.bulk {
-            let d = (bulk - self.bulk).min(taps);
-            taps - d..taps
-        } else {
-            0..(self.bulk - bulk).min(taps)
-        };
         let dropped: f32 = self.weights[dropped_range].iter().map(|w| w * w).sum();
-        if bulk > self.bulk {
-            let d = (bulk - self.bulk).min(taps);
+        if later {
             self.weights.copy_within(0..taps - d, d);
             self.weights[..d].fill(0.0);
         } else {
-            let d = (self.bulk - bulk).min(taps);
             self.weights.copy_within(d.., 0);
             self.weights[taps - d..].fill(0.0);
         }
