@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Renders the bundled English prompt set into prompts/en/ as 8 kHz 16-bit mono WAV.
+# Renders the bundled English prompt set into prompts/en/ as 8 kHz 16-bit mono WAV: the prompts of the
+# bundled flows plus the readout fragments (numbers, digits, currencies) and hold music.
 #
-# Needs espeak-ng and sox. Output is deterministic (no dither), so re-running it only
+# Needs espeak-ng, sox and cargo. Output is deterministic (no dither), so re-running it only
 # changes files whose text or settings changed. Usage: scripts/make-prompts.sh [OUT_DIR]
 set -euo pipefail
 
@@ -34,16 +35,15 @@ speak() {
         rate -v 8k norm -3
 }
 
-speak greeting "Welcome to the voxgate demo bank. Tell me in a few words what you need, or press 1 for your account balance, 2 for card services, or 0 to speak to an agent."
-speak balance_is "The balance of the demo account is"
-speak card_services "Card services: to freeze a lost or stolen card, please call back after the card service launch. Thank you."
-speak agent_unavailable "All our agents are busy right now. Please call again later."
-speak invalid_choice "Sorry, that is not a valid choice."
-speak no_input "Sorry, I did not hear your choice."
-speak not_understood "Sorry, I did not understand that."
-speak use_keypad "Sorry, I cannot understand speech right now. Please use your keypad."
-speak you_pressed "You pressed"
-speak goodbye "Thank you for calling. Goodbye."
+# Every prompt of every bundled English flow (`voxgate flow prompts` prints key<TAB>text).
+for flow in "$here"/../flows/*.toml; do
+    if [ "$(sed -n 's/^language *= *"\(.*\)"/\1/p' "$flow" | head -n1)" != "en" ]; then
+        continue
+    fi
+    while IFS=$'\t' read -r key text; do
+        speak "$key" "$text"
+    done < <(cd "$here/.." && cargo run -q --bin voxgate -- flow prompts "$flow")
+done
 
 ones=(zero one two three four five six seven eight nine ten eleven twelve thirteen
       fourteen fifteen sixteen seventeen eighteen nineteen)

@@ -11,17 +11,24 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::watch;
+use voxgate_backend::{flow_ops, Backend};
 use voxgate_config::Config;
-use voxgate_dialog::MenuConfig;
+use voxgate_dialog::flow::{Analytics, BackendFailure};
+use voxgate_dialog::nlu::redact_numbers;
 use voxgate_media::codec::CodecKind;
 use voxgate_media::rtcp::SplitMix64;
 use voxgate_media::session::SessionConfig;
 use voxgate_media::speech::PipelineConfig;
-use voxgate_qa::{CallRecord, Speaker, TimelineEvent, Turn, TurnSegment};
+use voxgate_qa::{
+    CallRecord, DialogEvent, Handoff, IntentResult, SlotValue, Speaker, TimelineEvent, Turn,
+    TurnSegment,
+};
 use voxgate_sip::endpoint::{CallHandle, EndReason, Endpoint, Event, IncomingCall, Transport};
 use voxgate_sip::sdp::{self, LocalMedia, Negotiated, SessionDescription};
 
-use crate::media_engine::{MediaCommand, MediaEvent, MediaPool, NewCall, Recognition};
+use crate::dialogs::{uri_user, DialogSet, Dialogs};
+use crate::media_engine::{DialogNote, MediaCommand, MediaEvent, MediaPool, NewCall, Recognition};
 use crate::metrics::Metrics;
 use crate::ports::{PortPair, PortPool};
 use crate::store_thread::StoreHandle;
@@ -57,6 +64,10 @@ struct Call {
     pending_asr: HashMap<u32, (Instant, Instant, bool)>,
     /// Once signalling and media are over: the call is stored when `pending_asr` empties or at this time.
     store_by: Option<Instant>,
+    /// The flow and prompts chosen when the call arrived (a reload does not change them).
+    dialog: DialogSet,
+    caller: Option<String>,
+    called: Option<String>,
 }
 
 impl Call {
@@ -81,7 +92,6 @@ pub struct ControllerConfig {
     pub codecs: Vec<voxgate_config::CodecName>,
     pub ptime_ms: u32,
     pub recording_dir: Option<PathBuf>,
-    pub menu: MenuConfig,
     pub no_packet_timeout: Option<Duration>,
     pub max_duration: Duration,
     pub inband_dtmf: bool,
@@ -91,8 +101,6 @@ pub struct ControllerConfig {
     pub speech: Option<PipelineConfig>,
     pub speech_barge_in: bool,
     pub asr_prompt: Option<Arc<str>>,
-    /// Prompt fragment → spoken text, for voxgate's turns in the transcript.
-    pub prompt_texts: Arc<HashMap<String, String>>,
 }
 
 impl ControllerConfig {
@@ -107,10 +115,6 @@ impl ControllerConfig {
             codecs: cfg.media.codecs.clone(),
             ptime_ms: cfg.media.ptime_ms,
             recording_dir: cfg.recording.enabled.then(|| cfg.recording.dir.clone()),
-            menu: MenuConfig {
-                input_timeout: cfg.call.menu_timeout(),
-                ..MenuConfig::default()
-            },
             no_packet_timeout: cfg.media.no_packet_timeout(),
             max_duration: cfg.call.max_duration(),
             inband_dtmf: cfg.media.inband_dtmf,
@@ -119,11 +123,16 @@ impl ControllerConfig {
             jitter_max: cfg.media.jitter_max(),
             speech: crate::speech::pipeline_config(cfg),
             speech_barge_in: cfg.speech.bargein,
-            // The pool applies the configured biasing prompt; per-step prompts come with the dialog engine.
+            // The pool applies the configured biasing prompt; flow steps may name their own.
             asr_prompt: None,
-            prompt_texts: crate::speech::load_prompt_texts(&cfg.prompts.language_dir()),
         }
     }
+}
+
+/// What call flows run on: the current flows (replaced on reload) and the self-service backend.
+pub struct CallServices {
+    pub dialogs: watch::Receiver<Arc<Dialogs>>,
+    pub backend: Arc<dyn Backend>,
 }
 
 pub struct Controller {
@@ -136,6 +145,9 @@ pub struct Controller {
     metrics: Arc<Metrics>,
     /// SSRCs, sequence numbers and SDP session ids must differ per call (RFC 3550 §5.1); not cryptographic.
     rng: SplitMix64,
+    /// The current flows; replaced on reload.
+    dialogs: watch::Receiver<Arc<Dialogs>>,
+    backend: Arc<dyn Backend>,
 }
 
 impl Controller {
@@ -146,7 +158,9 @@ impl Controller {
         media: MediaPool,
         store: StoreHandle,
         metrics: Arc<Metrics>,
+        services: CallServices,
     ) -> Self {
+        let CallServices { dialogs, backend } = services;
         let seed = random_seed();
         Self {
             endpoint,
@@ -157,6 +171,8 @@ impl Controller {
             store,
             metrics,
             rng: SplitMix64::new(seed),
+            dialogs,
+            backend,
         }
     }
 
@@ -206,6 +222,14 @@ impl Controller {
         let _guard = span.enter();
         Metrics::inc(&self.metrics.calls_total);
         tracing::info!(from = %inc.from, to = %inc.to, remote = %inc.remote, "incoming call");
+        // The network-asserted identity wins over the From the caller chose.
+        let caller = inc
+            .p_asserted_identity
+            .as_deref()
+            .and_then(uri_user)
+            .or_else(|| uri_user(&inc.from));
+        let called = uri_user(&inc.to);
+        let dialog = self.dialogs.borrow().for_called(called.as_deref()).clone();
         let mut record = CallRecord {
             call_id: inc.call_id.clone(),
             from_uri: inc.from.clone(),
@@ -219,6 +243,7 @@ impl Controller {
             media_stats: serde_json::json!({}),
             ..Default::default()
         };
+        record.dialog.flow = dialog.flow.name.clone();
 
         let reject = |this: &mut Self, record: &mut CallRecord, status: u16, why: &str| {
             tracing::warn!(status, why, "rejecting call");
@@ -307,6 +332,9 @@ impl Controller {
                 span,
                 pending_asr: HashMap::new(),
                 store_by: None,
+                dialog,
+                caller,
+                called,
             },
         );
         if self.cfg.answer_delay.is_zero() {
@@ -407,7 +435,10 @@ impl Controller {
             ports,
             session,
             recording: call.record.recording_path.as_ref().map(PathBuf::from),
-            menu: self.cfg.menu.clone(),
+            flow: call.dialog.flow.clone(),
+            prompts: call.dialog.prompts.clone(),
+            caller: call.caller.clone(),
+            called: call.called.clone(),
             no_packet_timeout: self.cfg.no_packet_timeout,
             max_duration: self.cfg.max_duration,
             inband_dtmf: self.cfg.inband_dtmf,
@@ -596,9 +627,10 @@ impl Controller {
                 interrupted,
             } => {
                 if let Some(call) = self.calls.get_mut(&CallHandle(key)) {
+                    let texts = &call.dialog.texts;
                     let text = prompts
                         .iter()
-                        .map(|p| self.cfg.prompt_texts.get(*p).map_or(*p, String::as_str))
+                        .map(|p| texts.get(&**p).map_or(&**p, String::as_str))
                         .collect::<Vec<_>>()
                         .join(" ");
                     call.record.turns.push(Turn {
@@ -613,6 +645,19 @@ impl Controller {
                 }
             }
             MediaEvent::Asr(result) => self.on_asr(now, *result),
+            MediaEvent::Dialog { key, at, note } => {
+                if let Some(call) = self.calls.get_mut(&CallHandle(key)) {
+                    let at_ms = ms_since(call.arrived, at);
+                    apply_note(&mut call.record, at_ms, note);
+                }
+            }
+            MediaEvent::Invoke { key, id, op, args } => self.invoke(key, id, op, args),
+            MediaEvent::Transfer {
+                key,
+                skill,
+                priority,
+                reason,
+            } => self.transfer(now, key, skill, priority, reason),
             MediaEvent::Digit { key, shown } => {
                 if let Some(call) = self.calls.get_mut(&CallHandle(key)) {
                     call.record.digits.push(shown);
@@ -650,6 +695,65 @@ impl Controller {
         }
     }
 
+    /// Runs a backend operation on a blocking worker (the webhook may take seconds) and hands the answer
+    /// straight to the call's media thread. A backend that panics counts as unavailable.
+    fn invoke(
+        &mut self,
+        key: u64,
+        id: u64,
+        op: voxgate_dialog::flow::Op,
+        args: Vec<(String, voxgate_dialog::flow::Value)>,
+    ) {
+        let Some(commands) = self.media.commands_for(key) else {
+            return;
+        };
+        let backend = self.backend.clone();
+        let metrics = self.metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                flow_ops::run(backend.as_ref(), op, &args)
+            }))
+            .unwrap_or(Err(BackendFailure::Unavailable));
+            if result == Err(BackendFailure::Unavailable) {
+                Metrics::inc(&metrics.backend_failures_total);
+            }
+            Metrics::inc(&metrics.backend_calls_total);
+            let _ = commands.send(MediaCommand::BackendResult { key, id, result });
+        });
+    }
+
+    /// Hands the caller to a human. Without agents configured for the skill the dialog hears at once that
+    /// nobody could take the call, and continues with its `transfer_failed` form.
+    fn transfer(&mut self, now: Instant, key: u64, skill: String, priority: bool, reason: String) {
+        let Some(call) = self.calls.get_mut(&CallHandle(key)) else {
+            return;
+        };
+        call.record.dialog.handoff = Some(Handoff {
+            skill: skill.clone(),
+            reason,
+            priority,
+            agent: None,
+        });
+        call.record.timeline.push(TimelineEvent {
+            at_ms: ms_since(call.arrived, now),
+            kind: "transfer_failed".into(),
+            detail: format!("no agent for skill {skill}"),
+        });
+        // The context an agent needs (intent, verification, slots, transcript so far) is readable at
+        // `GET /api/v1/calls/{id}` from the moment the hand-off starts.
+        let mut snapshot = call.record.clone();
+        snapshot.timeline.sort_by_key(|e| e.at_ms);
+        snapshot.turns.sort_by_key(|t| t.start_ms);
+        self.store.update(key, snapshot);
+        self.media.send(
+            key,
+            MediaCommand::TransferResult {
+                key,
+                connected: false,
+            },
+        );
+    }
+
     fn on_asr(&mut self, now: Instant, r: voxgate_asr::AsrResult) {
         Metrics::add(
             &self.metrics.asr_decode_ms_total,
@@ -663,7 +767,7 @@ impl Controller {
             Metrics::inc(&self.metrics.asr_partials_total);
             if let Ok(t) = &r.outcome {
                 let _g = call.span.enter();
-                tracing::debug!(utterance = r.utterance, text = %t.text(), "partial");
+                tracing::debug!(utterance = r.utterance, text = %redact_numbers(&t.text()), "partial");
             }
             return;
         }
@@ -675,11 +779,14 @@ impl Controller {
                 Metrics::inc(&self.metrics.asr_results_total);
                 let base = ms_since(call.arrived, start);
                 let text = t.text();
+                // Stored and shown text never holds an account or card number said aloud; the dialog
+                // still gets the words as heard.
+                let shown = redact_numbers(&text);
                 call.record.turns.push(Turn {
                     speaker: Speaker::Caller,
                     start_ms: base,
                     end_ms: ms_since(call.arrived, end),
-                    text: text.clone(),
+                    text: shown,
                     confidence: Some(t.confidence),
                     interrupted: cut,
                     segments: t
@@ -688,7 +795,7 @@ impl Controller {
                         .map(|seg| TurnSegment {
                             start_ms: base + u64::from(seg.start_ms),
                             end_ms: base + u64::from(seg.end_ms),
-                            text: seg.text.trim().to_string(),
+                            text: redact_numbers(seg.text.trim()),
                         })
                         .collect(),
                 });
@@ -864,6 +971,91 @@ fn direction(d: sdp::Direction) -> voxgate_media::session::Direction {
         sdp::Direction::SendOnly => M::SendOnly,
         sdp::Direction::RecvOnly => M::RecvOnly,
         sdp::Direction::Inactive => M::Inactive,
+    }
+}
+
+/// Keeps the record's dialog summary current: the agent's screen-pop and QA read it.
+fn apply_note(rec: &mut CallRecord, at_ms: u64, note: DialogNote) {
+    let d = &mut rec.dialog;
+    let mut event = |kind: &str, detail: String| {
+        d.events.push(DialogEvent {
+            at_ms,
+            kind: kind.into(),
+            detail,
+        })
+    };
+    match note {
+        DialogNote::SlotFilled {
+            name,
+            display,
+            confidence,
+        } => {
+            d.slots.insert(
+                name,
+                SlotValue {
+                    display,
+                    confidence,
+                },
+            );
+        }
+        DialogNote::SlotCleared { name } => {
+            d.slots.remove(&name);
+        }
+        DialogNote::Analytics(a) => match a {
+            Analytics::FormEntered { form } => event("form", form),
+            Analytics::Intent {
+                slot,
+                intent,
+                confidence,
+                margin,
+            } => {
+                event(
+                    "intent",
+                    format!("{slot}: {intent} {confidence:.2} (margin {margin:.2})"),
+                );
+                // Flows name the caller's request `intent`; other intent slots are follow-up answers.
+                if slot == "intent" {
+                    d.intent = Some(IntentResult {
+                        name: intent,
+                        confidence,
+                        margin,
+                    });
+                }
+            }
+            Analytics::OutOfScope { slot, reason } => {
+                event("out_of_scope", format!("{slot}: {reason}"))
+            }
+            Analytics::NoInput { slot, count } => {
+                event("no_input", format!("{slot} #{count}"));
+                d.no_input += 1;
+            }
+            Analytics::NoMatch { slot, count } => {
+                event("no_match", format!("{slot} #{count}"));
+                d.no_match += 1;
+            }
+            Analytics::Command { name } => event("command", name),
+            Analytics::Confirmation { slot, accepted } => event(
+                "confirmation",
+                format!("{slot} {}", if accepted { "yes" } else { "no" }),
+            ),
+            Analytics::Escalated { errors } => event("escalated", format!("{errors} errors")),
+            Analytics::Verification { outcome } => {
+                event("verification", outcome.clone());
+                d.verification = Some(outcome);
+            }
+            Analytics::BackendFailed { op, failure } => {
+                event("backend_failed", format!("{op} {failure:?}"))
+            }
+            Analytics::Handoff { skill, reason } => event("handoff", format!("{skill} ({reason})")),
+            Analytics::TransferFailed => event("transfer_failed", String::new()),
+            Analytics::Ended { contained } => {
+                event(
+                    "ended",
+                    if contained { "contained" } else { "handed off" }.into(),
+                );
+                d.contained = Some(contained);
+            }
+        },
     }
 }
 

@@ -1,6 +1,7 @@
 //! `voxgate`: the appliance binary. Wires the sans-IO crates to sockets, threads and storage.
 
 mod calls;
+mod dialogs;
 mod http;
 mod media_engine;
 mod metrics;
@@ -88,6 +89,8 @@ enum ModelsCommand {
 enum FlowCommand {
     /// Validate a flow file; every problem is printed as file:line:column.
     Check { file: PathBuf },
+    /// Print the flow's prompts as `key<TAB>text` lines (what scripts/make-prompts.sh renders).
+    Prompts { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -104,11 +107,10 @@ enum RunError {
     Config(#[from] voxgate_config::ConfigError),
     #[error("{0}")]
     Store(#[from] voxgate_qa::StoreError),
-    #[error("cannot load prompts from {dir}: {source}")]
-    Prompts {
-        dir: PathBuf,
-        source: voxgate_media::player::PlayerError,
-    },
+    #[error("{0}")]
+    Dialogs(#[from] dialogs::DialogsError),
+    #[error("backend: {0}")]
+    Backend(#[from] voxgate_backend::BackendError),
     #[error("cannot create recording directory {dir}: {source}")]
     RecordingDir {
         dir: PathBuf,
@@ -150,6 +152,20 @@ fn main() -> ExitCode {
                     flow.forms.len(),
                     flow.prompts.len()
                 );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Flow {
+            command: FlowCommand::Prompts { file },
+        } => match voxgate_dialog::flow::load_file(&file) {
+            Ok(flow) => {
+                for (key, text) in &flow.prompts {
+                    println!("{key}\t{text}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -243,14 +259,9 @@ fn run(cfg: Config) -> Result<(), RunError> {
     let metrics = Arc::new(metrics::Metrics::default());
 
     let (store, store_thread) = store_thread::spawn(&cfg.storage.path, metrics.clone())?;
-    let prompt_dir = cfg.prompts.language_dir();
-    let prompts = voxgate_media::player::PromptCache::load_dir(&prompt_dir).map_err(|source| {
-        RunError::Prompts {
-            dir: prompt_dir.clone(),
-            source,
-        }
-    })?;
-    tracing::info!(dir = %prompt_dir.display(), prompts = prompts.len(), "prompts loaded");
+    let dialogs = dialogs::Dialogs::load(&cfg)?;
+    tracing::info!(flows = %dialogs.summary(), "call flows loaded");
+    let backend = open_backend(&cfg)?;
     if cfg.recording.enabled {
         std::fs::create_dir_all(&cfg.recording.dir).map_err(|source| RunError::RecordingDir {
             dir: cfg.recording.dir.clone(),
@@ -267,7 +278,6 @@ fn run(cfg: Config) -> Result<(), RunError> {
         None
     };
     let shared = Arc::new(media_engine::MediaShared {
-        prompts: Arc::new(prompts),
         events: media_tx,
         recordings,
         metrics: metrics.clone(),
@@ -329,6 +339,7 @@ fn run(cfg: Config) -> Result<(), RunError> {
             cfg.media.rtp_port_min,
             cfg.media.rtp_port_max,
         );
+        let (dialogs_tx, dialogs_rx) = watch::channel(Arc::new(dialogs));
         let controller = calls::Controller::new(
             endpoint,
             calls::ControllerConfig::from_config(&cfg),
@@ -336,7 +347,12 @@ fn run(cfg: Config) -> Result<(), RunError> {
             media,
             store,
             metrics.clone(),
+            calls::CallServices {
+                dialogs: dialogs_rx,
+                backend,
+            },
         );
+        tokio::spawn(reload_on_sighup(cfg.clone(), dialogs_tx, metrics.clone()));
 
         let state = http::AppState {
             db_path: cfg.storage.path.clone(),
@@ -384,6 +400,64 @@ fn run(cfg: Config) -> Result<(), RunError> {
     let _ = recording_thread.join();
     tracing::info!("stopped");
     Ok(())
+}
+
+fn open_backend(cfg: &Config) -> Result<Arc<dyn voxgate_backend::Backend>, RunError> {
+    let b = &cfg.backend;
+    Ok(match b.kind {
+        voxgate_config::BackendKind::Demo => {
+            let mut c = voxgate_backend::DemoBankConfig::new(&b.demo_db);
+            c.max_pin_attempts = b.max_pin_attempts;
+            let bank = voxgate_backend::DemoBank::open(&c)?;
+            tracing::info!(db = %b.demo_db.display(), "backend: demo bank");
+            Arc::new(bank)
+        }
+        voxgate_config::BackendKind::Webhook => {
+            let mut c = voxgate_backend::WebhookConfig::new(b.url.clone());
+            c.timeout = Duration::from_millis(b.timeout_ms);
+            c.retries = b.retries;
+            c.backoff = Duration::from_millis(b.backoff_ms);
+            c.bearer_token = (!b.bearer_token.is_empty()).then(|| b.bearer_token.clone());
+            let hook = voxgate_backend::WebhookBackend::new(c)?;
+            tracing::info!(url = %b.url, "backend: webhook");
+            Arc::new(hook)
+        }
+    })
+}
+
+/// SIGHUP reloads the call flows and their prompts: new calls get them, calls in progress keep theirs. A
+/// flow with errors is refused (logged with file:line) and the running flows stay.
+async fn reload_on_sighup(
+    cfg: Config,
+    tx: watch::Sender<Arc<dialogs::Dialogs>>,
+    metrics: Arc<metrics::Metrics>,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let cfg = cfg.clone();
+            match tokio::task::spawn_blocking(move || dialogs::Dialogs::load(&cfg)).await {
+                Ok(Ok(d)) => {
+                    tracing::info!(flows = %d.summary(), "call flows reloaded");
+                    metrics::Metrics::inc(&metrics.flow_reloads_total);
+                    let _ = tx.send(Arc::new(d));
+                }
+                Ok(Err(e)) => {
+                    metrics::Metrics::inc(&metrics.flow_reload_errors_total);
+                    tracing::error!("flow reload refused, keeping the running flows: {e}");
+                }
+                Err(e) => tracing::error!(error = %e, "flow reload failed"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (cfg, tx, metrics);
+    }
 }
 
 async fn wait_for_signal() {

@@ -3,6 +3,10 @@
 //! Per tick and call: drain the RTP/RTCP sockets (non-blocking), pull one decoded frame, detect DTMF, let the
 //! dialog engine react, play the next prompt frame, send it, and hand the stereo frame to the recorder. Nothing
 //! here blocks on disk or on other calls: the only cross-thread paths are bounded or non-blocking queues.
+//!
+//! The call's dialog ([`Session`]) lives here, next to the audio it reacts to; what it needs from elsewhere
+//! (backend operations, a human agent) goes to the controller as a [`MediaEvent`] and comes back as a
+//! [`MediaCommand`], so the media clock never waits for it.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
@@ -14,7 +18,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::sync::mpsc::UnboundedSender;
 use voxgate_asr::{AsrJob, CallKey, JobSubmitter};
-use voxgate_dialog::{Action, Event as DialogEvent, MenuConfig, MenuIvr, Say};
+use voxgate_dialog::flow::{
+    Action, Analytics, BackendFailure, Endpointing, Event as DialogEvent, Flow, Op, Say, Session,
+    Value,
+};
 use voxgate_media::clock::MediaClock;
 use voxgate_media::dtmf::{DtmfEvent, DtmfSource, DtmfUnifier, GoertzelDetector, InbandDtmf};
 use voxgate_media::player::{PlayerTick, PromptCache, PromptPlayer, Source};
@@ -48,7 +55,12 @@ pub struct NewCall {
     pub ports: PortPair,
     pub session: SessionConfig,
     pub recording: Option<PathBuf>,
-    pub menu: MenuConfig,
+    /// The flow that runs this call and the prompt set in its language.
+    pub flow: Arc<Flow>,
+    pub prompts: Arc<PromptCache>,
+    /// Caller's number (From / P-Asserted-Identity user part) and the dialled number.
+    pub caller: Option<String>,
+    pub called: Option<String>,
     pub no_packet_timeout: Option<Duration>,
     pub max_duration: Duration,
     pub inband_dtmf: bool,
@@ -56,7 +68,7 @@ pub struct NewCall {
     pub speech: Option<PipelineConfig>,
     /// Caller speech may interrupt interruptible prompts (DTMF always can).
     pub speech_barge_in: bool,
-    /// Domain biasing for this call's recognition (the dialog step's vocabulary).
+    /// Domain biasing for this call's recognition when the dialog step names none.
     pub asr_prompt: Option<Arc<str>>,
 }
 
@@ -90,6 +102,17 @@ pub enum MediaCommand {
     Recognized {
         key: u64,
         result: Recognition,
+    },
+    /// The answer to a [`MediaEvent::Invoke`].
+    BackendResult {
+        key: u64,
+        id: u64,
+        result: Result<Vec<(String, Value)>, BackendFailure>,
+    },
+    /// The outcome of a [`MediaEvent::Transfer`]: a human took the call, or nobody could.
+    TransferResult {
+        key: u64,
+        connected: bool,
     },
     /// The call is over on the signalling side: stop and release.
     Remove {
@@ -127,8 +150,28 @@ pub enum MediaEvent {
         key: u64,
         start: Instant,
         end: Instant,
-        prompts: Vec<&'static str>,
+        prompts: Vec<Arc<str>>,
         interrupted: bool,
+    },
+    /// The dialog filled or cleared a variable, or reported an analytics event.
+    Dialog {
+        key: u64,
+        at: Instant,
+        note: DialogNote,
+    },
+    /// The dialog needs a backend operation; answer with [`MediaCommand::BackendResult`].
+    Invoke {
+        key: u64,
+        id: u64,
+        op: Op,
+        args: Vec<(String, Value)>,
+    },
+    /// The dialog hands the caller to a human; answer with [`MediaCommand::TransferResult`].
+    Transfer {
+        key: u64,
+        skill: String,
+        priority: bool,
+        reason: String,
     },
     /// A recognition result from the ASR pool (routed through the controller, which knows the call's thread).
     Asr(Box<voxgate_asr::AsrResult>),
@@ -140,9 +183,22 @@ pub enum MediaEvent {
     },
 }
 
+/// What the dialog reports for the call record (display forms only: secrets are already masked).
+#[derive(Debug)]
+pub enum DialogNote {
+    SlotFilled {
+        name: String,
+        display: String,
+        confidence: f32,
+    },
+    SlotCleared {
+        name: String,
+    },
+    Analytics(Analytics),
+}
+
 /// Shared, read-only things every media thread uses.
 pub struct MediaShared {
-    pub prompts: Arc<PromptCache>,
     pub events: UnboundedSender<MediaEvent>,
     pub recordings: RecordingSink,
     pub metrics: Arc<Metrics>,
@@ -303,6 +359,27 @@ impl MediaLoop {
                     call.on_recognized(Instant::now(), result, &self.shared);
                 }
             }
+            MediaCommand::BackendResult { key, id, result } => {
+                if let Some(call) = self.calls.iter_mut().find(|c| c.key == key) {
+                    let now = Instant::now();
+                    let detail = match &result {
+                        Ok(_) => format!("#{id} ok"),
+                        Err(BackendFailure::Refused) => format!("#{id} refused"),
+                        Err(BackendFailure::Unavailable) => format!("#{id} unavailable"),
+                    };
+                    call.timeline(now, "backend_result", detail, &self.shared);
+                    call.dialog_event(now, DialogEvent::BackendResult { id, result }, &self.shared);
+                }
+            }
+            MediaCommand::TransferResult { key, connected } => {
+                if let Some(call) = self.calls.iter_mut().find(|c| c.key == key) {
+                    call.dialog_event(
+                        Instant::now(),
+                        DialogEvent::TransferResult { connected },
+                        &self.shared,
+                    );
+                }
+            }
             MediaCommand::Remove { key } => {
                 if let Some(i) = self.calls.iter().position(|c| c.key == key) {
                     let call = self.calls.swap_remove(i);
@@ -354,7 +431,11 @@ struct MediaCall {
     session: RtpSession,
     player: PromptPlayer,
     barge_in: bool,
-    dialog: MenuIvr,
+    dialog: Session,
+    prompts: Arc<PromptCache>,
+    /// A secret (PIN) is being collected: the caller's channel is silenced in the recording and nothing they
+    /// say is recognised.
+    sensitive: bool,
     goertzel: Option<GoertzelDetector>,
     /// The in-band key press in progress: digit, when it was reported, first frame of its tone.
     inband_active: Option<(char, Instant, u64)>,
@@ -379,7 +460,7 @@ struct MediaCall {
     /// Frame until which caller audio is not speech: a key press's tone (in-band or alongside RFC 4733).
     speech_muted_until: u64,
     /// What voxgate is saying, for the transcript: start (media time) and prompt fragments.
-    bot_turn: Option<(Instant, Vec<&'static str>)>,
+    bot_turn: Option<(Instant, Vec<Arc<str>>)>,
 }
 
 /// A call's ear: echo guard, VAD, barge-in and endpointing, plus what it has sent to the recogniser.
@@ -391,7 +472,10 @@ struct CallSpeech {
     barge_in: bool,
     /// A tentative barge-in holds the prompt (pause policy).
     paused: bool,
+    /// The biasing prompt of the current dialog step.
     prompt: Option<Arc<str>>,
+    /// The call's biasing prompt when a step names none.
+    default_prompt: Option<Arc<str>>,
 }
 
 impl MediaCall {
@@ -406,7 +490,10 @@ impl MediaCall {
             ports,
             session,
             recording,
-            menu,
+            flow,
+            prompts,
+            caller,
+            called,
             no_packet_timeout,
             max_duration,
             inband_dtmf,
@@ -429,7 +516,8 @@ impl MediaCall {
                 endpointing,
                 barge_in: speech_barge_in,
                 paused: false,
-                prompt: asr_prompt,
+                prompt: asr_prompt.clone(),
+                default_prompt: asr_prompt,
             }),
             Err(e) => return Err((key, ports.port, StartError::Speech(e))),
         };
@@ -444,7 +532,9 @@ impl MediaCall {
             session,
             player: PromptPlayer::default(),
             barge_in: true,
-            dialog: MenuIvr::new(menu),
+            dialog: Session::new(flow),
+            prompts,
+            sensitive: false,
             goertzel: inband_dtmf.then(GoertzelDetector::default),
             inband_active: None,
             unifier: DtmfUnifier::default(),
@@ -466,13 +556,8 @@ impl MediaCall {
             speech_muted_until: 0,
             bot_turn: None,
         };
-        if let Some(sp) = call.speech.as_mut() {
-            if let Err(e) = sp.pipeline.listen(sp.endpointing, now) {
-                tracing::warn!(call_id = %call.call_id, error = %e, "cannot start listening");
-            }
-        }
-        let actions = call.dialog.handle(now, DialogEvent::Started);
-        call.run_actions(now, actions, shared);
+        // The dialog starts listening when it asks its first question.
+        call.dialog_event(now, DialogEvent::Started { caller, called }, shared);
         Ok(call)
     }
 
@@ -531,11 +616,13 @@ impl MediaCall {
         self.detect_inband(now, &s.caller, shared);
 
         // Dialog deadlines.
-        if let Some(t) = self.dialog.poll_timeout() {
-            if now >= t {
-                let actions = self.dialog.handle(now, DialogEvent::Timeout);
-                self.run_actions(now, actions, shared);
-            }
+        if self.dialog.poll_timeout().is_some_and(|t| now >= t) {
+            self.dialog_event(now, DialogEvent::Timeout, shared);
+        }
+        if self.sensitive {
+            // Whatever the caller says while a PIN is keyed stays out of the recording.
+            let this_frame = self.frames.saturating_sub(1);
+            self.mask(this_frame, this_frame + INBAND_GUARD);
         }
 
         // Our audio: prompts advance only while we may send, so a held caller resumes where they left off,
@@ -548,8 +635,7 @@ impl MediaCall {
                     if let Some(sp) = self.speech.as_mut() {
                         sp.pipeline.prompt_stopped();
                     }
-                    let actions = self.dialog.handle(now, DialogEvent::PromptDone);
-                    self.run_actions(now, actions, shared);
+                    self.dialog_event(now, DialogEvent::PromptDone, shared);
                 }
                 PlayerTick::Playing | PlayerTick::Idle => {}
             }
@@ -650,14 +736,12 @@ impl MediaCall {
                         format!("speech; prompt stopped {after} ms after onset"),
                         shared,
                     );
-                    let actions = self.dialog.handle(now, DialogEvent::BargeIn);
-                    self.run_actions(now, actions, shared);
+                    self.dialog_event(now, DialogEvent::BargeIn, shared);
                 }
             }
             SpeechEvent::SpeechStarted { utterance, at } => {
                 self.timeline(at, "speech_started", format!("#{utterance}"), shared);
-                let actions = self.dialog.handle(now, DialogEvent::SpeechStarted);
-                self.run_actions(now, actions, shared);
+                self.dialog_event(now, DialogEvent::SpeechStarted, shared);
             }
             SpeechEvent::Partial { utterance, audio } => {
                 if !self.submit_asr(s, utterance, audio, true) {
@@ -685,10 +769,7 @@ impl MediaCall {
                     // The recogniser is saturated: ask for the keypad instead of making the caller wait.
                     Metrics::inc(&shared.metrics.asr_overloaded_total);
                     self.timeline(now, "asr_overloaded", format!("#{utterance}"), shared);
-                    let actions = self
-                        .dialog
-                        .handle(now, DialogEvent::SpeechFailed { overloaded: true });
-                    self.run_actions(now, actions, shared);
+                    self.dialog_event(now, DialogEvent::SpeechFailed { overloaded: true }, shared);
                 }
             }
             SpeechEvent::NoInput => {}
@@ -703,7 +784,7 @@ impl MediaCall {
         audio: Arc<[i16]>,
         partial: bool,
     ) -> bool {
-        let Some(asr) = s.asr.as_mut() else {
+        let Some(asr) = s.asr.as_mut().filter(|_| !self.sensitive) else {
             return false;
         };
         asr.submit(AsrJob {
@@ -718,10 +799,16 @@ impl MediaCall {
 
     fn on_recognized(&mut self, now: Instant, result: Recognition, shared: &MediaShared) {
         let event = match result {
-            Recognition::Text { text, confidence } => DialogEvent::Speech { text, confidence },
+            Recognition::Text { text, confidence } => DialogEvent::Speech {
+                nbest: vec![(text, confidence)],
+            },
             Recognition::Failed { overloaded } => DialogEvent::SpeechFailed { overloaded },
         };
-        let actions = self.dialog.handle(now, event);
+        self.dialog_event(now, event, shared);
+    }
+
+    fn dialog_event(&mut self, now: Instant, event: DialogEvent, shared: &MediaShared) {
+        let actions = self.dialog.step(event, now);
         self.run_actions(now, actions, shared);
     }
 
@@ -827,7 +914,7 @@ impl MediaCall {
         Metrics::inc(&shared.metrics.dtmf_digits_total);
         // A key press is not speech: its in-band tone must not become an utterance.
         self.speech_muted_until = self.frames + DTMF_MASK_AFTER;
-        let actions = self.dialog.handle(now, DialogEvent::Digit(ev.digit));
+        let actions = self.dialog.step(DialogEvent::Digit(ev.digit), now);
         // The digit itself goes on the timeline only as the dialog engine chose to show it.
         let source = match ev.source {
             DtmfSource::Rfc4733 => "rfc4733",
@@ -855,7 +942,7 @@ impl MediaCall {
                     let mut names = String::new();
                     let mut fragments = Vec::new();
                     for item in &items {
-                        self.enqueue(item, &mut names, &mut fragments, shared);
+                        self.enqueue(item, &mut names, &mut fragments);
                     }
                     if let Some(sp) = self.speech.as_mut() {
                         sp.paused = false;
@@ -886,46 +973,129 @@ impl MediaCall {
                         shown: c,
                     });
                 }
-                Action::MenuChoice { digit, option } => {
-                    self.timeline(now, "menu_choice", format!("{digit} {option}"), shared);
+                Action::Listen(listen) => {
+                    if let Some(sp) = self.speech.as_mut() {
+                        if listen.speech && !self.sensitive {
+                            let cfg = endpointing(listen.endpointing, sp.endpointing);
+                            if let Err(e) = sp.pipeline.listen(cfg, now) {
+                                tracing::warn!(call_id = %self.call_id, error = %e, "cannot start listening");
+                            }
+                            sp.prompt = listen
+                                .bias
+                                .as_deref()
+                                .map(Arc::from)
+                                .or_else(|| sp.default_prompt.clone());
+                        } else {
+                            // Keypad-only step: nothing said is recognised.
+                            sp.pipeline.stop_listening();
+                        }
+                    }
+                }
+                Action::Sensitive(on) => {
+                    self.sensitive = on;
+                    if on {
+                        if let Some(sp) = self.speech.as_mut() {
+                            sp.pipeline.stop_listening();
+                        }
+                        // Frames still in the recorder's delay line are silenced too.
+                        let this_frame = self.frames.saturating_sub(1);
+                        self.mask(
+                            this_frame.saturating_sub(RECORDER_DELAY_FRAMES as u64),
+                            this_frame + INBAND_GUARD,
+                        );
+                    }
+                    self.timeline(
+                        now,
+                        "sensitive",
+                        if on { "on" } else { "off" }.into(),
+                        shared,
+                    );
+                }
+                Action::Invoke { id, op, args } => {
+                    self.timeline(now, "backend", format!("#{id} {}", op.name()), shared);
+                    let _ = shared.events.send(MediaEvent::Invoke {
+                        key: self.key,
+                        id,
+                        op,
+                        args,
+                    });
+                }
+                Action::Transfer {
+                    skill,
+                    priority,
+                    reason,
+                } => {
+                    self.timeline(now, "transfer", format!("{skill} ({reason})"), shared);
+                    let _ = shared.events.send(MediaEvent::Transfer {
+                        key: self.key,
+                        skill,
+                        priority,
+                        reason,
+                    });
                 }
                 Action::HangUp(cause) => {
                     self.request_hangup(cause.as_str(), shared);
                 }
+                Action::SlotFilled {
+                    name,
+                    display,
+                    confidence,
+                } => self.note(
+                    now,
+                    DialogNote::SlotFilled {
+                        name,
+                        display,
+                        confidence,
+                    },
+                    shared,
+                ),
+                Action::SlotCleared { name } => {
+                    self.note(now, DialogNote::SlotCleared { name }, shared)
+                }
+                Action::Analytics(a) => self.note(now, DialogNote::Analytics(a), shared),
             }
         }
     }
 
-    fn enqueue(
-        &mut self,
-        item: &Say,
-        names: &mut String,
-        played: &mut Vec<&'static str>,
-        shared: &MediaShared,
-    ) {
-        let fragments: Vec<&'static str> = match item {
-            Say::Prompt(p) => vec![*p],
-            Say::Currency { minor_units, code } => readout::currency(*minor_units, code),
-            Say::Digits(d) => readout::digits(d),
-            Say::Silence(d) => {
-                let frames = (d.as_millis() / 20).min(u128::from(u32::MAX)) as u32;
-                let _ = self.player.enqueue(Source::Silence { frames });
-                return;
+    fn note(&self, at: Instant, note: DialogNote, shared: &MediaShared) {
+        let _ = shared.events.send(MediaEvent::Dialog {
+            key: self.key,
+            at,
+            note,
+        });
+    }
+
+    fn enqueue(&mut self, item: &Say, names: &mut String, played: &mut Vec<Arc<str>>) {
+        let fragments: Vec<Arc<str>> = match item {
+            Say::Prompt(p) => vec![p.clone()],
+            Say::Money {
+                minor_units,
+                currency,
+            } => keys(readout::currency(*minor_units, currency)),
+            Say::Digits(d) => keys(readout::digits(d)),
+            Say::Number(n) => {
+                let mut k = if *n < 0 {
+                    vec![Arc::from("currency/minus")]
+                } else {
+                    Vec::new()
+                };
+                k.extend(keys(readout::number(n.unsigned_abs())));
+                k
             }
         };
         for frag in fragments {
-            match shared.prompts.get(frag) {
+            match self.prompts.get(&frag) {
                 Some(clip) => {
                     if self.player.enqueue(Source::Clip(clip)).is_err() {
-                        tracing::warn!(call_id = %self.call_id, prompt = frag, "prompt queue full");
+                        tracing::warn!(call_id = %self.call_id, prompt = %frag, "prompt queue full");
                     }
                 }
-                None => tracing::warn!(call_id = %self.call_id, prompt = frag, "missing prompt"),
+                None => tracing::warn!(call_id = %self.call_id, prompt = %frag, "missing prompt"),
             }
             if !names.is_empty() {
                 names.push(' ');
             }
-            names.push_str(frag);
+            names.push_str(&frag);
             played.push(frag);
         }
     }
@@ -986,6 +1156,25 @@ impl MediaCall {
         // Close the sockets before the port number goes back to the pool, so it can be bound again at once.
         drop(self);
         let _ = shared.events.send(MediaEvent::Removed { key, port, stats });
+    }
+}
+
+fn keys(fragments: Vec<&'static str>) -> Vec<Arc<str>> {
+    fragments.into_iter().map(Arc::from).collect()
+}
+
+/// A dialog step's endpointing preset on top of the site's tuning (VAD threshold, pre-roll, onset).
+fn endpointing(step: Endpointing, site: EndpointerConfig) -> EndpointerConfig {
+    let preset = match step {
+        Endpointing::FreeSpeech => return site,
+        Endpointing::YesNo => EndpointerConfig::yes_no(),
+        Endpointing::DigitString => EndpointerConfig::digit_string(),
+    };
+    EndpointerConfig {
+        end_silence_ms: preset.end_silence_ms,
+        max_utterance_ms: preset.max_utterance_ms,
+        no_input_ms: preset.no_input_ms,
+        ..site
     }
 }
 
@@ -1091,6 +1280,12 @@ impl MediaPool {
                 }
             }
         }
+    }
+
+    /// The command queue of the call's thread, for answers produced off the signalling task.
+    pub fn commands_for(&self, key: u64) -> Option<Sender<MediaCommand>> {
+        let i = self.owner.get(&key)?;
+        self.threads.get(*i).map(|t| t.commands.clone())
     }
 
     pub fn send(&self, key: u64, cmd: MediaCommand) -> bool {

@@ -49,6 +49,10 @@ metrics! {
     asr_decode_ms_total: "counter", "Milliseconds spent decoding, all ASR workers, partials included.";
     asr_partials_total: "counter", "Streaming partial results decoded.";
     store_errors_total: "counter", "Failed writes to the call store.";
+    backend_calls_total: "counter", "Backend operations run for call flows.";
+    backend_failures_total: "counter", "Backend operations that found the backend down, slow or answering garbage.";
+    flow_reloads_total: "counter", "Successful call-flow reloads (SIGHUP).";
+    flow_reload_errors_total: "counter", "Call-flow reloads refused because a flow or its prompts were invalid.";
     sip_requests_total: "counter", "SIP requests received, retransmissions included.";
     sip_responses_sent_total: "counter", "SIP responses sent, retransmissions included.";
     sip_parse_errors_total: "counter", "SIP messages that could not be parsed or lacked mandatory headers.";

@@ -14,6 +14,8 @@ enum StoreMsg {
     Insert { key: u64, record: Box<CallRecord> },
     /// A call was rejected before it started: insert it finished.
     InsertFinished { record: Box<CallRecord> },
+    /// The call goes on: write what is known so far.
+    Update { key: u64, record: Box<CallRecord> },
     /// The call is over: write its final record durably.
     Save { key: u64, record: Box<CallRecord> },
 }
@@ -32,6 +34,13 @@ impl StoreHandle {
     }
     pub fn insert_finished(&self, record: CallRecord) {
         let _ = self.tx.send(StoreMsg::InsertFinished {
+            record: Box::new(record),
+        });
+    }
+    /// Writes the record of a call still in progress (the agent's screen-pop reads it), keeping it open.
+    pub fn update(&self, key: u64, record: CallRecord) {
+        let _ = self.tx.send(StoreMsg::Update {
+            key,
             record: Box::new(record),
         });
     }
@@ -81,6 +90,14 @@ fn run(mut store: Store, rx: Receiver<StoreMsg>, metrics: Arc<Metrics>, path: Pa
                 rec.id = id;
                 store.save_call(&rec)
             }),
+            StoreMsg::Update { key, record } => match ids.get(&key) {
+                Some(id) => {
+                    let mut rec = *record;
+                    rec.id = *id;
+                    store.save_call(&rec)
+                }
+                None => Ok(()),
+            },
             StoreMsg::Save { key, record } => {
                 let mut rec = *record;
                 match ids.remove(&key) {

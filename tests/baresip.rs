@@ -144,7 +144,8 @@ fn baresip_hears_the_greeting_and_its_key_press_is_recorded() {
     let reply = bs.command("dial", &format!("sip:hotline@{}", vg.sip_addr()));
     assert!(!reply.contains("\"ok\":false"), "dial refused: {reply}");
 
-    // Let the greeting play for a while, then press 1 (RFC 4733 from baresip) to interrupt it.
+    // Let the greeting play for a while, then press 0 (RFC 4733 from baresip) to interrupt it and ask for an
+    // agent.
     let deadline = Instant::now() + Duration::from_secs(10);
     while vg.get_json("/healthz")["active_calls"].as_u64() != Some(1) {
         assert!(
@@ -155,13 +156,13 @@ fn baresip_hears_the_greeting_and_its_key_press_is_recorded() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(3500));
-    let reply = bs.command("sndcode", "1");
+    let reply = bs.command("sndcode", "0");
     assert!(!reply.contains("\"ok\":false"), "sndcode refused: {reply}");
 
-    // voxgate reads the balance, says goodbye and hangs up by itself.
+    // No agent is configured: voxgate says so and hangs up by itself.
     let calls = vg.wait_ended_calls(1, Duration::from_secs(30));
     let rec = &calls[0];
-    assert_eq!(rec["digits"], "1", "{rec:#}\nbaresip log:\n{}", bs.log());
+    assert_eq!(rec["digits"], "0", "{rec:#}\nbaresip log:\n{}", bs.log());
     assert_eq!(rec["end_reason"], "completed", "{rec:#}");
     assert!(rec["from_uri"].as_str().unwrap_or("").contains("caller"));
 
@@ -277,8 +278,11 @@ fn baresip_caller_interrupts_the_greeting_by_voice() {
     );
     let reply = bs.command("dial", &format!("sip:hotline@{}", vg.sip_addr()));
     assert!(!reply.contains("\"ok\":false"), "dial refused: {reply}");
-    // voxgate answers the request (card services), says goodbye and hangs up.
-    let rec = vg.wait_ended_calls(1, Duration::from_secs(40)).remove(0);
+    // voxgate understands the request and asks for the account number (a lost card needs verification);
+    // the caller hangs up then.
+    std::thread::sleep(Duration::from_secs(15));
+    let _ = bs.command("hangup", "");
+    let rec = vg.wait_ended_calls(1, Duration::from_secs(20)).remove(0);
     std::thread::sleep(Duration::from_millis(500));
     drop(bs);
     let kinds: Vec<String> = rec["timeline"]
@@ -299,13 +303,15 @@ fn baresip_caller_interrupts_the_greeting_by_voice() {
         kinds.iter().any(|k| k.starts_with("barge_in speech")),
         "{kinds:#?}"
     );
+    assert_eq!(rec["dialog"]["intent"]["name"], "lost_card", "{rec:#}");
     assert!(
         kinds
             .iter()
-            .any(|k| k.starts_with("menu_choice 2 card_services")),
+            .any(|k| k.starts_with("prompt ask_account")
+                || k.starts_with("prompt confirm/lost_card")),
         "{kinds:#?}"
     );
-    assert_eq!(rec["end_reason"], "completed", "{rec:#}");
+    assert_eq!(rec["end_reason"], "remote_bye", "{rec:#}");
     let caller_turn = rec["turns"]
         .as_array()
         .and_then(|t| t.iter().find(|t| t["speaker"] == "caller"))

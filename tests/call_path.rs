@@ -44,8 +44,9 @@ fn basic_call_is_answered_played_recorded_and_stored() {
         .contains("+15550100001"));
     assert!(!rec["answered_at_ms"].is_null());
     assert!(has_event(&rec, "answered"), "{:?}", timeline_kinds(&rec));
+    // sipp calls from Alice's number: the demo bank knows her declined payment, so that is asked first.
     assert!(
-        has_event(&rec, "prompt greeting"),
+        has_event(&rec, "prompt predict_declined"),
         "{:?}",
         timeline_kinds(&rec)
     );
@@ -145,34 +146,34 @@ fn ipv6_call() {
 }
 
 #[test]
-fn rfc4733_digit_drives_the_menu_and_voxgate_hangs_up() {
+fn rfc4733_zero_reaches_for_a_human_and_voxgate_hangs_up() {
     let vg = Voxgate::start("dtmf4733");
     let rec = vg.one_call("uac_dtmf_4733.xml", &[]);
-    assert_eq!(rec["digits"], "1", "{rec:#}");
+    assert_eq!(rec["digits"], "0", "{rec:#}");
     assert_eq!(rec["end_reason"], "completed", "{rec:#}");
     let kinds = timeline_kinds(&rec);
-    assert!(kinds.iter().any(|k| k == "dtmf 1 via rfc4733"), "{kinds:?}");
-    assert!(
-        kinds.iter().any(|k| k == "menu_choice 1 balance"),
-        "{kinds:?}"
-    );
+    assert!(kinds.iter().any(|k| k == "dtmf 0 via rfc4733"), "{kinds:?}");
+    // 0 interrupts the first prompt, asks for an agent; none is configured, so voxgate says so and ends.
     assert!(kinds.iter().any(|k| k.starts_with("barge_in")), "{kinds:?}");
     assert!(
-        kinds
-            .iter()
-            .any(|k| k.starts_with("prompt balance_is num/1 num/thousand")),
+        kinds.iter().any(|k| k.starts_with("transfer general")),
         "{kinds:?}"
     );
+    assert!(
+        kinds.iter().any(|k| k.starts_with("prompt no_agent")),
+        "{kinds:?}"
+    );
+    assert_eq!(rec["dialog"]["handoff"]["skill"], "general", "{rec:#}");
 }
 
 #[test]
 fn sip_info_digit_is_one_event_stream_with_rtp_digits() {
     let vg = Voxgate::start("dtmfinfo");
     let rec = vg.one_call("uac_dtmf_info.xml", &[]);
-    assert_eq!(rec["digits"], "2", "{rec:#}");
+    assert_eq!(rec["digits"], "0", "{rec:#}");
     assert!(timeline_kinds(&rec)
         .iter()
-        .any(|k| k == "dtmf 2 via sip_info"));
+        .any(|k| k == "dtmf 0 via sip_info"));
     assert_eq!(rec["end_reason"], "completed");
 }
 
@@ -188,7 +189,7 @@ fn fifty_concurrent_calls() {
     assert_eq!(calls.len(), 50);
     for rec in &calls {
         assert_eq!(rec["end_reason"], "remote_bye", "{rec:#}");
-        assert!(has_event(rec, "prompt greeting"));
+        assert!(has_event(rec, "prompt predict_declined"), "{rec:#}");
     }
     let metrics = vg.try_get("/metrics").expect("metrics").1;
     let text = String::from_utf8_lossy(&metrics);
@@ -342,9 +343,9 @@ fn config_check_reports_file_line_column() {
 #[test]
 fn inband_digit_is_detected_and_masked_in_the_recording() {
     let vg = Voxgate::start("inband");
-    // 1 s silence, a 250 ms '2' at about -9 dBFS per tone, then silence until voxgate hangs up.
+    // 1 s silence, a 250 ms '0' (agent) at about -9 dBFS per tone, then silence until voxgate hangs up.
     let mut pcm = vec![0i16; 8000];
-    pcm.extend(common::dtmf_tone('2', 250, 10_000.0));
+    pcm.extend(common::dtmf_tone('0', 250, 10_000.0));
     pcm.extend(vec![0i16; 8000 * 12]);
     let pcap = vg.dir.join("inband.pcap");
     common::write_pcmu_pcap(&pcap, &pcm);
@@ -352,9 +353,9 @@ fn inband_digit_is_detected_and_masked_in_the_recording() {
     let out = vg.sipp_file(&scenario, &["-m", "1"]);
     assert!(out.status.success(), "sipp in-band scenario failed");
     let rec = vg.wait_ended_calls(1, Duration::from_secs(10)).remove(0);
-    assert_eq!(rec["digits"], "2", "{rec:#}");
+    assert_eq!(rec["digits"], "0", "{rec:#}");
     let kinds = timeline_kinds(&rec);
-    assert!(kinds.iter().any(|k| k == "dtmf 2 via inband"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "dtmf 0 via inband"), "{kinds:?}");
     assert_eq!(rec["end_reason"], "completed");
 
     // The caller channel carried nothing but the key press; masking must leave no trace of it.

@@ -102,6 +102,32 @@ pub enum Problem {
     LanguageNeedsMultilingual { language: &'static str },
     #[error("{value} ms must be below max_utterance_ms {max} ms")]
     NotBelowMaxUtterance { value: i64, max: i64 },
+    /// The float as written (kept as text so `Problem` stays `Eq`).
+    #[error("{value} must be strictly between 0 and 1, with at most 3 decimals")]
+    BadThreshold { value: String },
+    #[error("invalid dialled number {value:?} (digits with an optional leading '+')")]
+    BadDialledNumber { value: String },
+    #[error(
+        "dialled number {value:?} also given as {other:?} (a leading '+' is ignored when matching)"
+    )]
+    DuplicateNumber { value: String, other: String },
+    #[error("kind = \"webhook\" needs url (http:// or https://)")]
+    MissingWebhookUrl,
+    #[error("invalid URL {value:?} (expected http://host/... or https://host/..., no spaces)")]
+    BadUrl { value: String },
+    /// Deliberately without the value: it is a secret.
+    #[error("bearer_token must be printable ASCII without spaces (value not shown)")]
+    BadBearerToken,
+    #[error("invalid SIP URI {value:?} (expected sip:... or sips:..., no spaces)")]
+    BadSipUri { value: String },
+    #[error("agent name must be non-empty without control characters, got {value:?}")]
+    BadAgentName { value: String },
+    #[error("agent name {name:?} given twice")]
+    DuplicateAgent { name: String },
+    #[error("invalid skill {value:?} (lowercase letters, digits, '-' or '_')")]
+    BadSkill { value: String },
+    #[error("must list at least one entry")]
+    EmptyList,
 }
 
 /// A [`Problem`] at a key.
@@ -109,7 +135,9 @@ pub enum Problem {
 #[error("{location}: {key}: {problem}")]
 pub struct Diagnostic {
     pub location: Location,
-    /// Dotted key, with `[i]` for array elements (`media.codecs[1]`).
+    /// Dotted key, with `[i]` for array (and array-of-tables) elements (`media.codecs[1]`,
+    /// `handoff.agent[0].uri`); keys that are not bare TOML keys are quoted
+    /// (`dialog.numbers."+15550200"`).
     pub key: String,
     pub problem: Problem,
 }

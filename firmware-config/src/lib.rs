@@ -13,9 +13,10 @@ use std::path::Path;
 
 pub use error::{ConfigError, Diagnostic, Location, Problem};
 pub use schema::{
-    AsrConfig, AsrLanguage, AsrModel, BargeInResume, CallConfig, CodecName, Config, HttpConfig,
-    HwConfig, LogConfig, LogFormat, MediaConfig, PromptsConfig, RecordingConfig, SipConfig,
-    SpeechConfig, StorageConfig, VadName,
+    AgentConfig, AsrConfig, AsrLanguage, AsrModel, BackendConfig, BackendKind, BargeInResume,
+    CallConfig, CodecName, Config, DialogConfig, HandoffConfig, HttpConfig, HwConfig, LogConfig,
+    LogFormat, MediaConfig, PromptsConfig, RecordingConfig, SipConfig, SpeechConfig, StorageConfig,
+    VadName,
 };
 
 /// Reads and validates the config at `path` against the codecs compiled into this build.

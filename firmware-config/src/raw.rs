@@ -2,16 +2,19 @@
 //! semantic problem can be found and reported together in `validate.rs`, instead of serde
 //! stopping at the first bad value. Defaults come from the typed schema, so they exist once.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
 
 use crate::schema::{
-    AsrConfig, CallConfig, Config, HttpConfig, HwConfig, LogConfig, MediaConfig, PromptsConfig,
-    RecordingConfig, SipConfig, SpeechConfig, StorageConfig,
+    AgentConfig, AsrConfig, BackendConfig, CallConfig, Config, DialogConfig, HandoffConfig,
+    HttpConfig, HwConfig, LogConfig, MediaConfig, PromptsConfig, RecordingConfig, SipConfig,
+    SpeechConfig, StorageConfig,
 };
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+/// Not `Eq`: `dialog.voiceprint_threshold` is a TOML float.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawConfig {
     pub sip: RawSip,
@@ -25,6 +28,9 @@ pub(crate) struct RawConfig {
     pub call: RawCall,
     pub speech: RawSpeech,
     pub asr: RawAsr,
+    pub dialog: RawDialog,
+    pub backend: RawBackend,
+    pub handoff: RawHandoff,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -134,6 +140,54 @@ pub(crate) struct RawAsr {
     pub max_decode_ms: i64,
 }
 
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawDialog {
+    pub flow: String,
+    /// A TOML table keyed by dialled number; sorted, so the typed list is deterministic whatever
+    /// map the TOML parser was built with.
+    pub numbers: BTreeMap<String, String>,
+    pub voiceprint: bool,
+    pub voiceprint_threshold: f64,
+    pub voiceprint_enroll_secs: i64,
+    pub voiceprint_min_secs: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawBackend {
+    pub kind: String,
+    pub demo_db: String,
+    pub max_pin_attempts: i64,
+    pub url: String,
+    pub timeout_ms: i64,
+    pub retries: i64,
+    pub backoff_ms: i64,
+    pub bearer_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawHandoff {
+    pub ring_timeout_secs: i64,
+    pub queue_timeout_secs: i64,
+    pub announce_every_secs: i64,
+    pub hold_music: String,
+    pub refer_target: String,
+    /// `[[handoff.agent]]`.
+    #[serde(rename = "agent")]
+    pub agents: Vec<RawAgent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawAgent {
+    pub name: String,
+    pub uri: String,
+    pub skills: Vec<String>,
+    pub languages: Vec<String>,
+}
+
 /// Wide integer for the raw layer; values beyond i64 cannot come out of a validated config.
 fn wide<T: TryInto<i64>>(v: T) -> i64 {
     v.try_into().unwrap_or(i64::MAX)
@@ -164,6 +218,9 @@ impl RawConfig {
             call: RawCall::from(&c.call),
             speech: RawSpeech::from(&c.speech),
             asr: RawAsr::from_typed(&c.asr, base),
+            dialog: RawDialog::from_typed(&c.dialog, base),
+            backend: RawBackend::from_typed(&c.backend, base),
+            handoff: RawHandoff::from_typed(&c.handoff, base),
         }
     }
 }
@@ -360,5 +417,89 @@ impl RawAsr {
 impl Default for RawAsr {
     fn default() -> Self {
         Self::from_typed(&AsrConfig::default(), None)
+    }
+}
+
+impl RawDialog {
+    fn from_typed(d: &DialogConfig, base: Option<&Path>) -> Self {
+        Self {
+            flow: path_string(&d.flow, base),
+            numbers: d
+                .numbers
+                .iter()
+                .map(|(number, flow)| (number.clone(), path_string(flow, base)))
+                .collect(),
+            voiceprint: d.voiceprint,
+            voiceprint_threshold: f64::from(d.voiceprint_threshold_milli) / 1000.0,
+            voiceprint_enroll_secs: wide(d.voiceprint_enroll_secs),
+            voiceprint_min_secs: wide(d.voiceprint_min_secs),
+        }
+    }
+}
+
+impl Default for RawDialog {
+    fn default() -> Self {
+        Self::from_typed(&DialogConfig::default(), None)
+    }
+}
+
+impl RawBackend {
+    fn from_typed(b: &BackendConfig, base: Option<&Path>) -> Self {
+        Self {
+            kind: b.kind.as_str().to_string(),
+            demo_db: path_string(&b.demo_db, base),
+            max_pin_attempts: wide(b.max_pin_attempts),
+            url: b.url.clone(),
+            timeout_ms: wide(b.timeout_ms),
+            retries: wide(b.retries),
+            backoff_ms: wide(b.backoff_ms),
+            bearer_token: b.bearer_token.clone(),
+        }
+    }
+}
+
+impl Default for RawBackend {
+    fn default() -> Self {
+        Self::from_typed(&BackendConfig::default(), None)
+    }
+}
+
+impl RawHandoff {
+    fn from_typed(h: &HandoffConfig, base: Option<&Path>) -> Self {
+        Self {
+            ring_timeout_secs: wide(h.ring_timeout_secs),
+            queue_timeout_secs: wide(h.queue_timeout_secs),
+            announce_every_secs: wide(h.announce_every_secs),
+            hold_music: h
+                .hold_music
+                .as_deref()
+                .map(|p| path_string(p, base))
+                .unwrap_or_default(),
+            refer_target: h.refer_target.clone().unwrap_or_default(),
+            agents: h.agents.iter().map(RawAgent::from).collect(),
+        }
+    }
+}
+
+impl Default for RawHandoff {
+    fn default() -> Self {
+        Self::from_typed(&HandoffConfig::default(), None)
+    }
+}
+
+impl From<&AgentConfig> for RawAgent {
+    fn from(a: &AgentConfig) -> Self {
+        Self {
+            name: a.name.clone(),
+            uri: a.uri.clone(),
+            skills: a.skills.clone(),
+            languages: a.languages.clone(),
+        }
+    }
+}
+
+impl Default for RawAgent {
+    fn default() -> Self {
+        Self::from(&AgentConfig::default())
     }
 }

@@ -3,18 +3,22 @@
 //! Hand-written rather than serialised so every key carries its explanation; the test
 //! suite parses the output back to guarantee it stays in sync with the schema.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::raw::RawConfig;
+use crate::raw::{RawAgent, RawConfig};
 use crate::schema::Config;
 
 /// A TOML value spelled out.
 enum V<'a> {
     Str(&'a str),
     Int(i64),
+    Float(f64),
     Bool(bool),
     Strs(&'a [String]),
     Ints(&'a [i64]),
+    /// An inline table of strings, `{ "key" = "value", ... }`.
+    Table(&'a BTreeMap<String, String>),
 }
 
 fn quote(s: &str) -> String {
@@ -26,6 +30,7 @@ impl V<'_> {
         match self {
             V::Str(s) => quote(s),
             V::Int(i) => i.to_string(),
+            V::Float(f) => toml::Value::Float(*f).to_string(),
             V::Bool(b) => b.to_string(),
             V::Strs(items) => {
                 let inner: Vec<String> = items.iter().map(|s| quote(s)).collect();
@@ -34,6 +39,14 @@ impl V<'_> {
             V::Ints(items) => {
                 let inner: Vec<String> = items.iter().map(i64::to_string).collect();
                 format!("[{}]", inner.join(", "))
+            }
+            V::Table(map) if map.is_empty() => "{}".to_string(),
+            V::Table(map) => {
+                let inner: Vec<String> = map
+                    .iter()
+                    .map(|(k, v)| format!("{} = {}", quote(k), quote(v)))
+                    .collect();
+                format!("{{ {} }}", inner.join(", "))
             }
         }
     }
@@ -162,6 +175,43 @@ pub(crate) fn to_toml_string(config: &Config) -> String {
                 ("max_decode_ms", V::Int(r.asr.max_decode_ms), "A decode running longer is aborted (the caller is asked again)."),
             ],
         },
+        Section {
+            name: "dialog",
+            about: "Call flows and caller voiceprints.",
+            keys: vec![
+                ("flow", V::Str(&r.dialog.flow), "Flow file (TOML) run for calls to numbers not listed in numbers; checked when voxgate starts."),
+                ("numbers", V::Table(&r.dialog.numbers), "Dialled number (digits, optional leading +) -> flow file, e.g. { \"+15550200\" = \"flows/bank.zh.toml\" }."),
+                ("voiceprint", V::Bool(r.dialog.voiceprint), "Offer consented voiceprint enrolment after PIN verification; verify enrolled voices on later calls."),
+                ("voiceprint_threshold", V::Float(r.dialog.voiceprint_threshold), "Cosine score at or above which a voiceprint is accepted: 0 < x < 1, at most 3 decimals."),
+                ("voiceprint_enroll_secs", V::Int(r.dialog.voiceprint_enroll_secs), "Caller speech collected before an enrolment template is made (2..=120)."),
+                ("voiceprint_min_secs", V::Int(r.dialog.voiceprint_min_secs), "Caller speech needed before a verification verdict (1..=60)."),
+            ],
+        },
+        Section {
+            name: "backend",
+            about: "Banking back end: the built-in demo bank or the bank's own webhook.",
+            keys: vec![
+                ("kind", V::Str(&r.backend.kind), "demo | webhook"),
+                ("demo_db", V::Str(&r.backend.demo_db), "Demo bank SQLite file (kind = \"demo\")."),
+                ("max_pin_attempts", V::Int(r.backend.max_pin_attempts), "Wrong PINs before the demo bank locks the account (1..=10)."),
+                ("url", V::Str(&r.backend.url), "Webhook endpoint, required with kind = \"webhook\"; requests carry PINs, so use https://."),
+                ("timeout_ms", V::Int(r.backend.timeout_ms), "Per webhook attempt (100..=60000)."),
+                ("retries", V::Int(r.backend.retries), "Extra webhook attempts after a failed one (0..=5); 4xx answers are not retried."),
+                ("backoff_ms", V::Int(r.backend.backoff_ms), "Wait before the first retry, doubling per retry (0..=10000)."),
+                ("bearer_token", V::Str(&r.backend.bearer_token), "Sent as Authorization: Bearer to the webhook; \"\" = none. Keep this file private."),
+            ],
+        },
+        Section {
+            name: "handoff",
+            about: "Transfer to human agents (voxgate bridges the caller as a B2BUA).",
+            keys: vec![
+                ("ring_timeout_secs", V::Int(r.handoff.ring_timeout_secs), "How long an agent's phone rings before the next agent is tried (1..=120)."),
+                ("queue_timeout_secs", V::Int(r.handoff.queue_timeout_secs), "Longest wait in the queue before the caller is offered options (5..=3600)."),
+                ("announce_every_secs", V::Int(r.handoff.announce_every_secs), "Queue position / estimated wait announced this often (5..=600)."),
+                ("hold_music", V::Str(&r.handoff.hold_music), "Audio file played while queued; \"\" = built-in comfort noise, no tones."),
+                ("refer_target", V::Str(&r.handoff.refer_target), "sip:/sips: URI to blind-transfer to with REFER instead of bridging agents; \"\" = bridge."),
+            ],
+        },
     ];
 
     let mut out = String::from(
@@ -175,5 +225,39 @@ pub(crate) fn to_toml_string(config: &Config) -> String {
             let _ = write!(out, "# {comment}\n{key} = {}\n", value.render());
         }
     }
+    render_agents(&mut out, &r.handoff.agents);
     out
+}
+
+/// `[[handoff.agent]]` tables; the headers name their full path, so they may follow any section.
+fn render_agents(out: &mut String, agents: &[RawAgent]) {
+    out.push_str(
+        "\n# Human agents, one [[handoff.agent]] table each. Agents whose skills include the flow's transfer\n\
+         # skill and who speak the caller's language are tried in turn.\n",
+    );
+    if agents.is_empty() {
+        out.push_str(
+            "# None configured: a transfer fails at once and the flow takes its transfer-failed path. Example:\n\
+             # [[handoff.agent]]\n\
+             # name = \"alice\"\n\
+             # uri = \"sip:alice@10.0.0.21:5060\"\n\
+             # skills = [\"fraud\", \"general\"]\n\
+             # languages = [\"en\"]\n",
+        );
+    }
+    for (i, a) in agents.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let keys = [
+            ("name", V::Str(&a.name), "Unique name, used in logs and call records."),
+            ("uri", V::Str(&a.uri), "sip:/sips: URI the agent leg is sent to."),
+            ("skills", V::Strs(&a.skills), "Lowercase skills, matched against the flow's transfer skill (e.g. fraud, cards, general)."),
+            ("languages", V::Strs(&a.languages), "Languages the agent speaks."),
+        ];
+        out.push_str("[[handoff.agent]]\n");
+        for (key, value, comment) in keys {
+            let _ = write!(out, "# {comment}\n{key} = {}\n", value.render());
+        }
+    }
 }

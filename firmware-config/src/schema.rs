@@ -89,6 +89,9 @@ pub struct Config {
     pub call: CallConfig,
     pub speech: SpeechConfig,
     pub asr: AsrConfig,
+    pub dialog: DialogConfig,
+    pub backend: BackendConfig,
+    pub handoff: HandoffConfig,
     /// Directory relative paths were resolved against (the config file's directory).
     pub base_dir: PathBuf,
 }
@@ -116,12 +119,17 @@ impl Config {
             call: CallConfig::default(),
             speech: SpeechConfig::default(),
             asr: AsrConfig::default(),
+            dialog: DialogConfig::default(),
+            backend: BackendConfig::default(),
+            handoff: HandoffConfig::default(),
             base_dir: base_dir.to_path_buf(),
         };
         config.prompts.dir = base_dir.join(&config.prompts.dir);
         config.recording.dir = base_dir.join(&config.recording.dir);
         config.storage.path = base_dir.join(&config.storage.path);
         config.asr.models_dir = base_dir.join(&config.asr.models_dir);
+        config.dialog.flow = base_dir.join(&config.dialog.flow);
+        config.backend.demo_db = base_dir.join(&config.backend.demo_db);
         config
     }
 }
@@ -520,5 +528,211 @@ impl Default for AsrConfig {
 impl AsrConfig {
     pub fn max_decode(&self) -> Duration {
         Duration::from_millis(self.max_decode_ms)
+    }
+}
+
+/// `[dialog]`: which call flow runs, per dialled number, and caller voiceprints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DialogConfig {
+    /// Flow file (declarative TOML) for calls to numbers not listed in `numbers` (resolved).
+    /// This crate only resolves the path; the binary loads and validates the flow.
+    pub flow: PathBuf,
+    /// Dialled number (digits with an optional leading `+`) → flow file (resolved), e.g. to pick
+    /// the language per DID. Sorted by number: matching is exact, so the order carries no meaning.
+    pub numbers: Vec<(String, PathBuf)>,
+    /// Offer consented voiceprint enrolment after PIN verification, and verify enrolled callers'
+    /// voices in the background on later calls.
+    pub voiceprint: bool,
+    /// Cosine score at or above which a voiceprint is accepted, in thousandths (900 = 0.90; the equal-error point measured on synthetic phone voices is 0.92, see docs/dialog.md).
+    ///
+    /// Stored as an integer rather than `f64` so the config stays `Eq` and renders back exactly;
+    /// the file takes a float strictly between 0 and 1 with at most three decimals.
+    /// [`DialogConfig::voiceprint_threshold`] gives the score.
+    pub voiceprint_threshold_milli: u16,
+    /// Caller speech collected before an enrolment template is made.
+    pub voiceprint_enroll_secs: u32,
+    /// Caller speech needed before a verification verdict.
+    pub voiceprint_min_secs: u32,
+}
+
+impl Default for DialogConfig {
+    fn default() -> Self {
+        Self {
+            flow: PathBuf::from("flows/bank.en.toml"),
+            numbers: Vec::new(),
+            voiceprint: true,
+            voiceprint_threshold_milli: 900,
+            voiceprint_enroll_secs: 8,
+            voiceprint_min_secs: 3,
+        }
+    }
+}
+
+impl DialogConfig {
+    /// The acceptance threshold as a cosine score in (0, 1).
+    pub fn voiceprint_threshold(&self) -> f32 {
+        f32::from(self.voiceprint_threshold_milli) / 1000.0
+    }
+    pub fn voiceprint_enroll(&self) -> Duration {
+        Duration::from_secs(u64::from(self.voiceprint_enroll_secs))
+    }
+    pub fn voiceprint_min(&self) -> Duration {
+        Duration::from_secs(u64::from(self.voiceprint_min_secs))
+    }
+}
+
+/// Where account questions (PIN checks, balances, card freezes) are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The built-in demo bank (SQLite file `demo_db`).
+    #[default]
+    Demo,
+    /// The bank's own service behind a JSON webhook (`url`).
+    Webhook,
+}
+
+impl BackendKind {
+    pub const ALL: [BackendKind; 2] = [BackendKind::Demo, BackendKind::Webhook];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Demo => "demo",
+            BackendKind::Webhook => "webhook",
+        }
+    }
+}
+
+/// `[backend]`: the banking back end behind the dialog.
+///
+/// `Debug` is written by hand so `bearer_token` never reaches a log line; it is also left out
+/// of serialisation.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct BackendConfig {
+    pub kind: BackendKind,
+    /// Demo bank database (resolved); used with [`BackendKind::Demo`].
+    pub demo_db: PathBuf,
+    /// Wrong PINs in a row before the demo bank locks the account.
+    pub max_pin_attempts: u32,
+    /// Webhook endpoint, `http://` or `https://`; non-empty when `kind` is webhook, else may be "".
+    pub url: String,
+    /// Per webhook attempt.
+    pub timeout_ms: u64,
+    /// Extra webhook attempts after the first.
+    pub retries: u32,
+    /// Wait before the first webhook retry (doubling per retry).
+    pub backoff_ms: u64,
+    /// Sent as `Authorization: Bearer …` to the webhook; "" = none.
+    #[serde(skip_serializing)]
+    pub bearer_token: String,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        Self {
+            kind: BackendKind::Demo,
+            demo_db: PathBuf::from("var/demo-bank.sqlite"),
+            max_pin_attempts: 3,
+            url: String::new(),
+            timeout_ms: 3000,
+            retries: 2,
+            backoff_ms: 200,
+            bearer_token: String::new(),
+        }
+    }
+}
+
+/// Hand-written so the token never reaches a log line.
+impl fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendConfig")
+            .field("kind", &self.kind)
+            .field("demo_db", &self.demo_db)
+            .field("max_pin_attempts", &self.max_pin_attempts)
+            .field("url", &self.url)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("retries", &self.retries)
+            .field("backoff_ms", &self.backoff_ms)
+            .field(
+                "bearer_token",
+                &(!self.bearer_token.is_empty()).then_some("<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl BackendConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+    pub fn backoff(&self) -> Duration {
+        Duration::from_millis(self.backoff_ms)
+    }
+}
+
+/// `[handoff]`: human agents, reached by voxgate as a B2BUA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HandoffConfig {
+    /// How long an agent's phone rings before the next agent is tried.
+    pub ring_timeout_secs: u32,
+    /// Longest wait in the queue before the caller is offered options.
+    pub queue_timeout_secs: u32,
+    /// Interval of queue position / estimated wait announcements.
+    pub announce_every_secs: u32,
+    /// Audio played while queued (resolved); `None` = built-in comfort noise, no tones.
+    pub hold_music: Option<PathBuf>,
+    /// SIP URI for a blind transfer (REFER) instead of bridging agents; `None` = bridge.
+    pub refer_target: Option<String>,
+    /// `[[handoff.agent]]` tables, in file order.
+    pub agents: Vec<AgentConfig>,
+}
+
+impl Default for HandoffConfig {
+    fn default() -> Self {
+        Self {
+            ring_timeout_secs: 20,
+            queue_timeout_secs: 90,
+            announce_every_secs: 30,
+            hold_music: None,
+            refer_target: None,
+            agents: Vec::new(),
+        }
+    }
+}
+
+impl HandoffConfig {
+    pub fn ring_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.ring_timeout_secs))
+    }
+    pub fn queue_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.queue_timeout_secs))
+    }
+    pub fn announce_every(&self) -> Duration {
+        Duration::from_secs(u64::from(self.announce_every_secs))
+    }
+}
+
+/// One `[[handoff.agent]]`: a human who can take transferred calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentConfig {
+    /// Unique, non-empty; names the agent in logs and call records.
+    pub name: String,
+    /// Where the agent leg is sent: a `sip:` or `sips:` URI.
+    pub uri: String,
+    /// Lowercase skills matched against the flow's transfer skill (e.g. "fraud", "general").
+    pub skills: Vec<String>,
+    /// Languages the agent speaks (prompt-set tags such as "en", "zh").
+    pub languages: Vec<String>,
+}
+
+impl Default for AgentConfig {
+    /// `name`, `uri` and `skills` have no usable default and must be given in the file; the
+    /// default exists for `languages`.
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            uri: String::new(),
+            skills: Vec::new(),
+            languages: vec!["en".to_string()],
+        }
     }
 }

@@ -46,6 +46,22 @@ fn empty_file_is_default_relative_to_file() {
         c.media.no_packet_timeout(),
         Some(std::time::Duration::from_secs(60))
     );
+    assert_eq!(
+        c.dialog.flow,
+        PathBuf::from("/etc/voxgate/flows/bank.en.toml")
+    );
+    assert!(c.dialog.numbers.is_empty());
+    assert_eq!(c.dialog.voiceprint_threshold_milli, 900);
+    assert_eq!(c.dialog.voiceprint_threshold(), 0.9);
+    assert_eq!(c.backend.kind, BackendKind::Demo);
+    assert_eq!(
+        c.backend.demo_db,
+        PathBuf::from("/etc/voxgate/var/demo-bank.sqlite")
+    );
+    assert_eq!(c.backend.timeout(), std::time::Duration::from_millis(3000));
+    assert_eq!(c.handoff.hold_music, None);
+    assert_eq!(c.handoff.refer_target, None);
+    assert!(c.handoff.agents.is_empty());
 }
 
 #[test]
@@ -61,7 +77,9 @@ fn default_file_parses_back_to_default() {
         .filter(|l| !l.starts_with('#') && l.contains(" = "))
         .count();
     let comments = text.lines().filter(|l| l.starts_with("# ")).count();
-    assert_eq!(keys, 52, "every schema key is present");
+    assert_eq!(keys, 71, "every schema key is present");
+    assert!(text.contains("numbers = {}\n"), "{text}");
+    assert!(text.contains("# [[handoff.agent]]\n"), "{text}");
     assert!(comments > keys);
 }
 
@@ -83,6 +101,31 @@ format = "json"
 [hw]
 pin_media_threads = true
 media_cores = [2, 3]
+[dialog]
+flow = "flows/bank.fr.toml"
+numbers = { "+15550200" = "flows/bank.zh.toml", "200" = "/srv/flows/internal.toml" }
+voiceprint = false
+voiceprint_threshold = 0.8
+voiceprint_enroll_secs = 12
+[backend]
+kind = "webhook"
+url = "https://bank.example.com/voxgate"
+bearer_token = "s3cret-token"
+retries = 0
+[handoff]
+hold_music = "audio/hold.wav"
+ring_timeout_secs = 15
+
+[[handoff.agent]]
+name = "alice"
+uri = "sip:alice@10.0.0.21:5060"
+skills = ["fraud", "general"]
+
+[[handoff.agent]]
+name = "Bob Li"
+uri = "sips:bob@agents.example.com"
+skills = ["cards", "vip"]
+languages = ["en", "zh"]
 "#;
     let c = parse(text, &origin()).unwrap();
     assert_eq!(c.sip.udp.len(), 2);
@@ -93,7 +136,62 @@ media_cores = [2, 3]
     assert_eq!(c.recording.dir, PathBuf::from("/data/rec"));
     assert_eq!(c.log.format, LogFormat::Json);
     assert_eq!(c.hw.media_cores, [2, 3]);
-    let again = parse(&c.to_toml_string(), &origin()).unwrap();
+    assert_eq!(
+        c.dialog.flow,
+        PathBuf::from("/etc/voxgate/flows/bank.fr.toml")
+    );
+    assert_eq!(
+        c.dialog.numbers,
+        [
+            (
+                "+15550200".to_string(),
+                PathBuf::from("/etc/voxgate/flows/bank.zh.toml")
+            ),
+            ("200".to_string(), PathBuf::from("/srv/flows/internal.toml")),
+        ]
+    );
+    assert!(!c.dialog.voiceprint);
+    assert_eq!(c.dialog.voiceprint_threshold_milli, 800);
+    assert_eq!(c.dialog.voiceprint_enroll_secs, 12);
+    assert_eq!(c.backend.kind, BackendKind::Webhook);
+    assert_eq!(c.backend.url, "https://bank.example.com/voxgate");
+    assert_eq!(c.backend.bearer_token, "s3cret-token");
+    assert_eq!(c.backend.retries, 0);
+    assert_eq!(
+        c.handoff.hold_music,
+        Some(PathBuf::from("/etc/voxgate/audio/hold.wav"))
+    );
+    assert_eq!(c.handoff.ring_timeout_secs, 15);
+    assert_eq!(
+        c.handoff.agents,
+        [
+            AgentConfig {
+                name: "alice".into(),
+                uri: "sip:alice@10.0.0.21:5060".into(),
+                skills: vec!["fraud".into(), "general".into()],
+                languages: vec!["en".into()],
+            },
+            AgentConfig {
+                name: "Bob Li".into(),
+                uri: "sips:bob@agents.example.com".into(),
+                skills: vec!["cards".into(), "vip".into()],
+                languages: vec!["en".into(), "zh".into()],
+            },
+        ]
+    );
+    let rendered = c.to_toml_string();
+    assert!(
+        rendered.contains(
+            "numbers = { \"+15550200\" = \"flows/bank.zh.toml\", \"200\" = \"/srv/flows/internal.toml\" }\n"
+        ),
+        "{rendered}"
+    );
+    assert_eq!(
+        rendered.matches("\n[[handoff.agent]]\n").count(),
+        2,
+        "{rendered}"
+    );
+    let again = parse(&rendered, &origin()).unwrap();
     assert_eq!(again, c);
 }
 
@@ -345,4 +443,289 @@ fn speech_and_asr_errors() {
     assert_eq!(c.asr.models_dir, PathBuf::from("/etc/voxgate/m"));
     assert_eq!(c.speech.bargein_resume, BargeInResume::Pause);
     assert_eq!(parse(&c.to_toml_string(), &origin()).unwrap(), c);
+}
+
+#[test]
+fn dialog_errors() {
+    let (l, c, key, p) =
+        one("[dialog]\nnumbers = { \"+15550200\" = \"a.toml\", \"55-01\" = \"b.toml\" }\n");
+    assert_eq!((l, c, key.as_str()), (2, 37, "dialog.numbers.55-01"));
+    assert_eq!(
+        p,
+        Problem::BadDialledNumber {
+            value: "55-01".into()
+        }
+    );
+    // Table form; keys that are not bare TOML keys are quoted in the diagnostic.
+    let (l, c, key, p) = one("[dialog.numbers]\n\"200\" = \"a.toml\"\n  \"+\" = \"b.toml\"\n");
+    assert_eq!((l, c, key.as_str()), (3, 3, "dialog.numbers.\"+\""));
+    assert_eq!(p, Problem::BadDialledNumber { value: "+".into() });
+    let (l, c, _, p) = one("[dialog.numbers]\n\"\" = \"a.toml\"\n");
+    assert_eq!(
+        (l, c, p),
+        (2, 1, Problem::BadDialledNumber { value: "".into() })
+    );
+    // The binary ignores a leading '+' when matching, so these two clash.
+    let (l, c, key, p) =
+        one("[dialog]\nnumbers = { \"200\" = \"a.toml\", \"+200\" = \"b.toml\" }\n");
+    assert_eq!((l, c, key.as_str()), (2, 13, "dialog.numbers.200"));
+    assert_eq!(
+        p,
+        Problem::DuplicateNumber {
+            value: "200".into(),
+            other: "+200".into()
+        }
+    );
+    let (l, c, _, p) = one("[dialog]\nnumbers = { \"200\" = \"\" }\n");
+    assert_eq!((l, c, p), (2, 13, Problem::EmptyPath));
+    let (l, c, _, p) = one("[dialog]\nflow = \"\"\n");
+    assert_eq!((l, c, p), (2, 1, Problem::EmptyPath));
+
+    for (written, shown) in [
+        ("1.5", "1.5"),
+        ("1.0", "1.0"),
+        ("0.0", "0.0"),
+        ("-0.2", "-0.2"),
+        ("1", "1.0"),
+        ("0.7555", "0.7555"),
+        ("0.0001", "0.0001"),
+        ("nan", "nan"),
+    ] {
+        let (l, c, key, p) = one(&format!(
+            "[dialog]\nvoiceprint = true\n  voiceprint_threshold = {written}\n"
+        ));
+        assert_eq!((l, c, key.as_str()), (3, 3, "dialog.voiceprint_threshold"));
+        assert_eq!(
+            p,
+            Problem::BadThreshold {
+                value: shown.into()
+            },
+            "{written}"
+        );
+    }
+    for (written, milli) in [("0.001", 1), ("0.999", 999), ("0.7", 700), ("0.65", 650)] {
+        let c = parse(
+            &format!("[dialog]\nvoiceprint_threshold = {written}\n"),
+            &origin(),
+        )
+        .unwrap();
+        assert_eq!(c.dialog.voiceprint_threshold_milli, milli, "{written}");
+        assert_eq!(parse(&c.to_toml_string(), &origin()).unwrap(), c);
+    }
+
+    let (l, c, key, p) = one("[dialog]\nvoiceprint_enroll_secs = 1\n");
+    assert_eq!(
+        (l, c, key.as_str()),
+        (2, 1, "dialog.voiceprint_enroll_secs")
+    );
+    assert_eq!(
+        p,
+        Problem::OutOfRange {
+            value: 1,
+            min: 2,
+            max: 120
+        }
+    );
+    let (_, _, key, p) = one("[dialog]\nvoiceprint_min_secs = 0\n");
+    assert_eq!(
+        (key.as_str(), p),
+        ("dialog.voiceprint_min_secs", Problem::Zero)
+    );
+    let (_, _, _, p) = one("[dialog]\nvoiceprint_min_secs = 61\n");
+    assert_eq!(
+        p,
+        Problem::OutOfRange {
+            value: 61,
+            min: 1,
+            max: 60
+        }
+    );
+}
+
+#[test]
+fn backend_errors() {
+    // Webhook without url: reported at `kind`, the key that asked for one.
+    let (l, c, key, p) = one("[backend]\nretries = 1\nkind = \"webhook\"\n");
+    assert_eq!(
+        (l, c, key.as_str(), p),
+        (3, 1, "backend.kind", Problem::MissingWebhookUrl)
+    );
+    // ... or at `url` when it is there but empty.
+    let (l, c, key, p) = one("[backend]\nkind = \"WEBHOOK\"\n url = \"\"\n");
+    assert_eq!(
+        (l, c, key.as_str(), p),
+        (3, 2, "backend.url", Problem::MissingWebhookUrl)
+    );
+    for url in [
+        "ftp://bank.example.com/",
+        "https://",
+        "http:///path",
+        "bank.example.com",
+        "https://bank.example.com/a b",
+        "HTTPS://bank.example.com/",
+    ] {
+        let text = format!(
+            "[backend]\nkind = \"webhook\"\nurl = {}\n",
+            toml::Value::from(url)
+        );
+        let (l, c, key, p) = one(&text);
+        assert_eq!((l, c, key.as_str()), (3, 1, "backend.url"), "{url}");
+        assert_eq!(p, Problem::BadUrl { value: url.into() });
+    }
+    // A bad url is reported even while the demo bank is in use.
+    let (_, _, key, _) = one("[backend]\nurl = \"bank\"\n");
+    assert_eq!(key, "backend.url");
+    let c = parse(
+        "[backend]\nkind = \"webhook\"\nurl = \"http://10.0.0.5:8080/hook\"\n",
+        &origin(),
+    )
+    .unwrap();
+    assert_eq!(c.backend.kind, BackendKind::Webhook);
+
+    let (l, c, key, p) = one("[backend]\nkind = \"ldap\"\n");
+    assert_eq!((l, c, key.as_str()), (2, 1, "backend.kind"));
+    assert_eq!(
+        p,
+        Problem::UnknownChoice {
+            value: "ldap".into(),
+            expected: "demo, webhook"
+        }
+    );
+    let (_, _, key, p) = one("[backend]\nmax_pin_attempts = 11\n");
+    assert_eq!(key, "backend.max_pin_attempts");
+    assert_eq!(
+        p,
+        Problem::OutOfRange {
+            value: 11,
+            min: 1,
+            max: 10
+        }
+    );
+    let (_, _, key, _) = one("[backend]\ntimeout_ms = 99\n");
+    assert_eq!(key, "backend.timeout_ms");
+    let (_, _, key, _) = one("[backend]\nretries = 6\n");
+    assert_eq!(key, "backend.retries");
+    let (_, _, key, _) = one("[backend]\nbackoff_ms = -1\n");
+    assert_eq!(key, "backend.backoff_ms");
+    let (_, _, _, p) = one("[backend]\ndemo_db = \"\"\n");
+    assert_eq!(p, Problem::EmptyPath);
+
+    // A token with a line break would inject a header; the message must not echo the secret.
+    let d = invalid("[backend]\nbearer_token = \"abc\\r\\nX-Evil: 1\"\n");
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].location.line, d[0].location.column), (2, 1));
+    assert_eq!(d[0].problem, Problem::BadBearerToken);
+    assert!(!d[0].to_string().contains("abc"), "{}", d[0]);
+}
+
+#[test]
+fn backend_debug_redacts_the_token() {
+    let c = parse(
+        "[backend]\nkind = \"webhook\"\nurl = \"https://h/\"\nbearer_token = \"s3cret\"\n",
+        &origin(),
+    )
+    .unwrap();
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("<redacted>"), "{shown}");
+    assert!(shown.contains("https://h/"), "{shown}");
+}
+
+#[test]
+fn handoff_errors_point_at_the_agent() {
+    // An agent without uri: reported at its [[handoff.agent]] header.
+    let text = "[handoff]\nring_timeout_secs = 20\n\n[[handoff.agent]]\nname = \"alice\"\nuri = \"sip:alice@pbx\"\nskills = [\"fraud\"]\n\n  [[handoff.agent]]\nname = \"bob\"\nskills = [\"general\"]\n";
+    let (l, c, key, p) = one(text);
+    assert_eq!((l, c, key.as_str()), (9, 3, "handoff.agent[1].uri"));
+    assert_eq!(p, Problem::BadSipUri { value: "".into() });
+    // Present but not a SIP URI: reported at the key.
+    let (l, c, key, p) =
+        one("[[handoff.agent]]\nname = \"a\"\nskills = [\"vip\"]\nuri = \"tel:+15550100\"\n");
+    assert_eq!((l, c, key.as_str()), (4, 1, "handoff.agent[0].uri"));
+    assert_eq!(
+        p,
+        Problem::BadSipUri {
+            value: "tel:+15550100".into()
+        }
+    );
+    // Duplicate name: reported at the second agent's name.
+    let text = "[[handoff.agent]]\nname = \"a\"\nuri = \"sip:a@x\"\nskills = [\"x\"]\n[[handoff.agent]]\nuri = \"sip:b@x\"\n  name = \"a\"\nskills = [\"x\"]\n";
+    let (l, c, key, p) = one(text);
+    assert_eq!((l, c, key.as_str()), (7, 3, "handoff.agent[1].name"));
+    assert_eq!(p, Problem::DuplicateAgent { name: "a".into() });
+    let (l, c, key, p) =
+        one("[[handoff.agent]]\nname = \"\"\nuri = \"sip:a@x\"\nskills = [\"x\"]\n");
+    assert_eq!((l, c, key.as_str()), (2, 1, "handoff.agent[0].name"));
+    assert_eq!(p, Problem::BadAgentName { value: "".into() });
+    // Skills: required, each lowercase; languages: each a tag.
+    let (l, c, key, p) = one("[[handoff.agent]]\nname = \"a\"\nuri = \"sip:a@x\"\n");
+    assert_eq!(
+        (l, c, key.as_str(), p),
+        (1, 1, "handoff.agent[0].skills", Problem::EmptyList)
+    );
+    let (l, c, key, p) = one(
+        "[[handoff.agent]]\nname = \"a\"\nuri = \"sip:a@x\"\nskills = [\"fraud\", \"Cards\"]\n",
+    );
+    assert_eq!((l, c, key.as_str()), (4, 20, "handoff.agent[0].skills[1]"));
+    assert_eq!(
+        p,
+        Problem::BadSkill {
+            value: "Cards".into()
+        }
+    );
+    let (l, c, key, p) = one(
+        "[[handoff.agent]]\nname = \"a\"\nuri = \"sip:a@x\"\nskills = [\"x\"]\nlanguages = [\"en\", \"../zh\"]\n",
+    );
+    assert_eq!(
+        (l, c, key.as_str()),
+        (5, 20, "handoff.agent[0].languages[1]")
+    );
+    assert!(matches!(p, Problem::BadLanguage { .. }), "{p:?}");
+    let (_, _, key, p) = one(
+        "[[handoff.agent]]\nname = \"a\"\nuri = \"sip:a@x\"\nskills = [\"x\"]\nlanguages = []\n",
+    );
+    assert_eq!(
+        (key.as_str(), p),
+        ("handoff.agent[0].languages", Problem::EmptyList)
+    );
+    // Inline array of tables: located at the element's `{`.
+    let (l, c, key, _) = one(
+        "handoff.agent = [{ name = \"a\", uri = \"sip:a@x\", skills = [\"x\"] }, { name = \"b\", skills = [\"x\"] }]\n",
+    );
+    assert_eq!((l, c, key.as_str()), (1, 67, "handoff.agent[1].uri"));
+
+    // refer_target must be a SIP URI when set.
+    let (l, c, key, p) = one("[handoff]\nhold_music = \"h.wav\"\nrefer_target = \"agents@pbx\"\n");
+    assert_eq!((l, c, key.as_str()), (3, 1, "handoff.refer_target"));
+    assert_eq!(
+        p,
+        Problem::BadSipUri {
+            value: "agents@pbx".into()
+        }
+    );
+    let (_, _, _, p) = one("[handoff]\nrefer_target = \"sip:agents@pbx\\r\\nX: 1\"\n");
+    assert!(matches!(p, Problem::BadSipUri { .. }), "{p:?}");
+    let c = parse(
+        "[handoff]\nrefer_target = \"sips:queue@pbx.example.com\"\n",
+        &origin(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.handoff.refer_target.as_deref(),
+        Some("sips:queue@pbx.example.com")
+    );
+    assert_eq!(parse(&c.to_toml_string(), &origin()).unwrap(), c);
+
+    let (_, _, key, p) = one("[handoff]\nring_timeout_secs = 0\n");
+    assert_eq!(
+        (key.as_str(), p),
+        ("handoff.ring_timeout_secs", Problem::Zero)
+    );
+    let (_, _, key, _) = one("[handoff]\nqueue_timeout_secs = 4\n");
+    assert_eq!(key, "handoff.queue_timeout_secs");
+    let (_, _, key, _) = one("[handoff]\nannounce_every_secs = 601\n");
+    assert_eq!(key, "handoff.announce_every_secs");
+    // Unknown keys inside an agent are syntax-level errors with a location.
+    let (l, _, msg) = parse_error("[[handoff.agent]]\nname = \"a\"\nskill = [\"x\"]\n");
+    assert_eq!(l, 3, "{msg}");
 }

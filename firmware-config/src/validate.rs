@@ -2,15 +2,92 @@
 //! spans, so the operator fixes the whole file in one round.
 
 use std::collections::HashSet;
+use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use toml_edit::Document;
+use toml_edit::{Document, Item, Table, TableLike, Value};
 
 use crate::error::{Diagnostic, Location, Problem};
 use crate::raw::RawConfig;
-use crate::schema::{AsrLanguage, AsrModel, BargeInResume, CodecName, Config, LogFormat, VadName};
+use crate::schema::{
+    AgentConfig, AsrLanguage, AsrModel, BackendKind, BargeInResume, CodecName, Config, LogFormat,
+    VadName,
+};
+
+/// One step of a key path: a table key, or an element of an array or array of tables.
+#[derive(Debug, Clone, Copy)]
+enum Seg<'k> {
+    Key(&'k str),
+    Index(usize),
+}
+
+fn keys<'k>(path: &[&'k str]) -> Vec<Seg<'k>> {
+    path.iter().map(|k| Seg::Key(k)).collect()
+}
+
+/// `a.b[1].c`, quoting keys that are not bare TOML keys (`dialog.numbers."+1555"`).
+fn key_string(path: &[Seg<'_>]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match *seg {
+            Seg::Key(key) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                let bare = !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+                if bare {
+                    out.push_str(key);
+                } else {
+                    out.push_str(&toml::Value::String(key.to_string()).to_string());
+                }
+            }
+            Seg::Index(i) => {
+                let _ = write!(out, "[{i}]");
+            }
+        }
+    }
+    out
+}
+
+/// Where a key path has led in the toml_edit document.
+#[derive(Clone, Copy)]
+enum Node<'d> {
+    Item(&'d Item),
+    Value(&'d Value),
+    Table(&'d Table),
+}
+
+impl<'d> Node<'d> {
+    fn table(self) -> Option<&'d dyn TableLike> {
+        match self {
+            Node::Item(item) => item.as_table_like(),
+            Node::Value(value) => value.as_inline_table().map(|t| t as &dyn TableLike),
+            Node::Table(table) => Some(table),
+        }
+    }
+
+    /// Element `i` of an array or array of tables, with its span.
+    fn element(self, i: usize) -> Option<(Option<Range<usize>>, Node<'d>)> {
+        let array = match self {
+            Node::Item(item) => {
+                if let Some(tables) = item.as_array_of_tables() {
+                    return tables.get(i).map(|t| (t.span(), Node::Table(t)));
+                }
+                item.as_array()
+            }
+            Node::Value(value) => value.as_array(),
+            Node::Table(_) => None,
+        };
+        array
+            .and_then(|a| a.get(i))
+            .map(|v| (v.span(), Node::Value(v)))
+    }
+}
 
 pub(crate) struct Validator<'a> {
     origin: &'a Path,
@@ -32,48 +109,49 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// Span of the deepest existing key along `path` (or of array element `index` of the
-    /// leaf), plus whether the leaf itself was found.
-    fn span_of(&self, path: &[&str], index: Option<usize>) -> (Option<Range<usize>>, bool) {
-        let Some(mut table) = self.doc.as_ref().and_then(|d| d.as_item().as_table_like()) else {
+    /// Span of the deepest existing key or element along `path`, plus whether all of `path`
+    /// was found. Elements are located for inline arrays (`udp = ["…", "…"]`), arrays of inline
+    /// tables and arrays of tables (`[[handoff.agent]]`, located at the element's header).
+    fn span_of(&self, path: &[Seg<'_>]) -> (Option<Range<usize>>, bool) {
+        let Some(mut node) = self.doc.as_ref().map(|d| Node::Item(d.as_item())) else {
             return (None, false);
         };
         let mut best = None;
-        for (depth, key) in path.iter().enumerate() {
-            let Some((k, item)) = table.get_key_value(key) else {
+        for seg in path {
+            let next = match *seg {
+                Seg::Key(key) => node
+                    .table()
+                    .and_then(|t| t.get_key_value(key))
+                    .map(|(k, item)| (k.span(), Node::Item(item))),
+                Seg::Index(i) => node.element(i),
+            };
+            let Some((span, found)) = next else {
                 return (best, false);
             };
-            best = k.span().or(best);
-            if depth + 1 == path.len() {
-                if let Some(i) = index {
-                    let element = item.as_array().and_then(|a| a.get(i));
-                    best = element.and_then(|v| v.span()).or(best);
-                }
-                return (best, true);
-            }
-            match item.as_table_like() {
-                Some(t) => table = t,
-                None => return (best, false),
-            }
+            best = span.or(best);
+            node = found;
         }
-        (best, false)
+        (best, true)
     }
 
     fn present(&self, path: &[&str]) -> bool {
-        self.span_of(path, None).1
+        self.span_of(&keys(path)).1
+    }
+
+    /// Reports `problem` at `path`, or at the deepest part of it present in the file.
+    fn report_in(&mut self, path: &[Seg<'_>], problem: Problem) {
+        let offset = self.span_of(path).0.map_or(0, |s| s.start);
+        self.diags.push(Diagnostic {
+            location: Location::from_offset(self.origin, self.text, offset),
+            key: key_string(path),
+            problem,
+        });
     }
 
     fn report_at(&mut self, path: &[&str], index: Option<usize>, problem: Problem) {
-        let offset = self.span_of(path, index).0.map_or(0, |s| s.start);
-        let mut key = path.join(".");
-        if let Some(i) = index {
-            key.push_str(&format!("[{i}]"));
-        }
-        self.diags.push(Diagnostic {
-            location: Location::from_offset(self.origin, self.text, offset),
-            key,
-            problem,
-        });
+        let mut segs = keys(path);
+        segs.extend(index.map(Seg::Index));
+        self.report_in(&segs, problem);
     }
 
     fn report(&mut self, path: &[&str], problem: Problem) {
@@ -141,6 +219,9 @@ impl<'a> Validator<'a> {
         self.files(raw, &mut c, &base);
         self.misc(raw, &mut c);
         self.speech(raw, &mut c, &base);
+        self.dialog(raw, &mut c, &base);
+        self.backend(raw, &mut c, &base);
+        self.handoff(raw, &mut c, &base);
         if self.diags.is_empty() {
             Ok(c)
         } else {
@@ -321,11 +402,7 @@ impl<'a> Validator<'a> {
             c.prompts.dir = p;
         }
         let lang = &raw.prompts.language;
-        if !lang.is_empty()
-            && lang
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-        {
+        if valid_language(lang) {
             c.prompts.language = lang.clone();
         } else {
             // Also keeps `..` and `/` out: the language is joined onto the prompt dir.
@@ -589,6 +666,283 @@ impl Validator<'_> {
             c.asr.max_decode_ms = v;
         }
     }
+}
+
+impl Validator<'_> {
+    fn dialog(&mut self, raw: &RawConfig, c: &mut Config, base: &Path) {
+        let d = &raw.dialog;
+        if let Some(p) = self.path(&["dialog", "flow"], &d.flow, base) {
+            c.dialog.flow = p;
+        }
+        // Sorted by number (the raw map is a BTreeMap), so the typed list is deterministic.
+        let mut seen: Vec<&str> = Vec::with_capacity(d.numbers.len());
+        let mut numbers = Vec::with_capacity(d.numbers.len());
+        for (number, flow) in &d.numbers {
+            let at = [Seg::Key("dialog"), Seg::Key("numbers"), Seg::Key(number)];
+            let digits = without_plus(number);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                self.report_in(
+                    &at,
+                    Problem::BadDialledNumber {
+                        value: number.clone(),
+                    },
+                );
+                continue;
+            }
+            // The binary matches the called party ignoring a leading '+': "+200" and "200" clash.
+            if let Some(other) = seen.iter().find(|n| without_plus(n) == digits) {
+                self.report_in(
+                    &at,
+                    Problem::DuplicateNumber {
+                        value: number.clone(),
+                        other: (*other).to_string(),
+                    },
+                );
+                continue;
+            }
+            seen.push(number);
+            if flow.is_empty() {
+                self.report_in(&at, Problem::EmptyPath);
+                continue;
+            }
+            numbers.push((number.clone(), base.join(flow)));
+        }
+        c.dialog.numbers = numbers;
+        c.dialog.voiceprint = d.voiceprint;
+        let t = d.voiceprint_threshold;
+        let milli = (t * 1000.0).round();
+        // NaN fails every comparison and lands in the error branch.
+        if t > 0.0 && t < 1.0 && (1.0..=999.0).contains(&milli) && (t * 1000.0 - milli).abs() < 1e-6
+        {
+            c.dialog.voiceprint_threshold_milli = milli as u16;
+        } else {
+            self.report(
+                &["dialog", "voiceprint_threshold"],
+                Problem::BadThreshold {
+                    value: toml::Value::Float(t).to_string(),
+                },
+            );
+        }
+        if let Some(v) = self.int(
+            &["dialog", "voiceprint_enroll_secs"],
+            d.voiceprint_enroll_secs,
+            2,
+            120,
+        ) {
+            c.dialog.voiceprint_enroll_secs = v;
+        }
+        if let Some(v) = self.positive(
+            &["dialog", "voiceprint_min_secs"],
+            d.voiceprint_min_secs,
+            60,
+        ) {
+            c.dialog.voiceprint_min_secs = v;
+        }
+    }
+
+    fn backend(&mut self, raw: &RawConfig, c: &mut Config, base: &Path) {
+        const KIND: &[&str] = &["backend", "kind"];
+        const URL: &[&str] = &["backend", "url"];
+        let b = &raw.backend;
+        let kind = self.choice(
+            KIND,
+            &b.kind,
+            &BackendKind::ALL,
+            BackendKind::as_str,
+            "demo, webhook",
+        );
+        if let Some(k) = kind {
+            c.backend.kind = k;
+        }
+        if let Some(p) = self.path(&["backend", "demo_db"], &b.demo_db, base) {
+            c.backend.demo_db = p;
+        }
+        if let Some(v) = self.positive(&["backend", "max_pin_attempts"], b.max_pin_attempts, 10) {
+            c.backend.max_pin_attempts = v;
+        }
+        if b.url.is_empty() {
+            if kind == Some(BackendKind::Webhook) {
+                let at = if self.present(URL) { URL } else { KIND };
+                self.report(at, Problem::MissingWebhookUrl);
+            }
+        } else if valid_http_url(&b.url) {
+            c.backend.url = b.url.clone();
+        } else {
+            // Checked even with kind = "demo": a typo should not wait for the switch to webhook.
+            self.report(
+                URL,
+                Problem::BadUrl {
+                    value: b.url.clone(),
+                },
+            );
+        }
+        if let Some(v) = self.int(&["backend", "timeout_ms"], b.timeout_ms, 100, 60_000) {
+            c.backend.timeout_ms = v;
+        }
+        if let Some(v) = self.int(&["backend", "retries"], b.retries, 0, 5) {
+            c.backend.retries = v;
+        }
+        if let Some(v) = self.int(&["backend", "backoff_ms"], b.backoff_ms, 0, 10_000) {
+            c.backend.backoff_ms = v;
+        }
+        // It becomes an HTTP header: control characters would allow header injection.
+        if b.bearer_token.chars().all(|ch| ch.is_ascii_graphic()) {
+            c.backend.bearer_token = b.bearer_token.clone();
+        } else {
+            self.report(&["backend", "bearer_token"], Problem::BadBearerToken);
+        }
+    }
+
+    fn handoff(&mut self, raw: &RawConfig, c: &mut Config, base: &Path) {
+        let h = &raw.handoff;
+        if let Some(v) = self.positive(&["handoff", "ring_timeout_secs"], h.ring_timeout_secs, 120)
+        {
+            c.handoff.ring_timeout_secs = v;
+        }
+        if let Some(v) = self.int(
+            &["handoff", "queue_timeout_secs"],
+            h.queue_timeout_secs,
+            5,
+            3600,
+        ) {
+            c.handoff.queue_timeout_secs = v;
+        }
+        if let Some(v) = self.int(
+            &["handoff", "announce_every_secs"],
+            h.announce_every_secs,
+            5,
+            600,
+        ) {
+            c.handoff.announce_every_secs = v;
+        }
+        c.handoff.hold_music = (!h.hold_music.is_empty()).then(|| base.join(&h.hold_music));
+        c.handoff.refer_target = if h.refer_target.is_empty() {
+            None
+        } else if valid_sip_uri(&h.refer_target) {
+            Some(h.refer_target.clone())
+        } else {
+            self.report(
+                &["handoff", "refer_target"],
+                Problem::BadSipUri {
+                    value: h.refer_target.clone(),
+                },
+            );
+            None
+        };
+        let mut names = HashSet::new();
+        let mut agents = Vec::with_capacity(h.agents.len());
+        for (i, a) in h.agents.iter().enumerate() {
+            let before = self.diags.len();
+            let at = |key| {
+                [
+                    Seg::Key("handoff"),
+                    Seg::Key("agent"),
+                    Seg::Index(i),
+                    Seg::Key(key),
+                ]
+            };
+            let at_element = |key, j| {
+                [
+                    Seg::Key("handoff"),
+                    Seg::Key("agent"),
+                    Seg::Index(i),
+                    Seg::Key(key),
+                    Seg::Index(j),
+                ]
+            };
+            if a.name.is_empty() || a.name.chars().any(char::is_control) {
+                self.report_in(
+                    &at("name"),
+                    Problem::BadAgentName {
+                        value: a.name.clone(),
+                    },
+                );
+            } else if !names.insert(a.name.as_str()) {
+                self.report_in(
+                    &at("name"),
+                    Problem::DuplicateAgent {
+                        name: a.name.clone(),
+                    },
+                );
+            }
+            if !valid_sip_uri(&a.uri) {
+                self.report_in(
+                    &at("uri"),
+                    Problem::BadSipUri {
+                        value: a.uri.clone(),
+                    },
+                );
+            }
+            if a.skills.is_empty() {
+                self.report_in(&at("skills"), Problem::EmptyList);
+            }
+            for (j, skill) in a.skills.iter().enumerate() {
+                if !valid_skill(skill) {
+                    self.report_in(
+                        &at_element("skills", j),
+                        Problem::BadSkill {
+                            value: skill.clone(),
+                        },
+                    );
+                }
+            }
+            if a.languages.is_empty() {
+                self.report_in(&at("languages"), Problem::EmptyList);
+            }
+            for (j, language) in a.languages.iter().enumerate() {
+                if !valid_language(language) {
+                    self.report_in(
+                        &at_element("languages", j),
+                        Problem::BadLanguage {
+                            value: language.clone(),
+                        },
+                    );
+                }
+            }
+            if self.diags.len() == before {
+                agents.push(AgentConfig {
+                    name: a.name.clone(),
+                    uri: a.uri.clone(),
+                    skills: a.skills.clone(),
+                    languages: a.languages.clone(),
+                });
+            }
+        }
+        c.handoff.agents = agents;
+    }
+}
+
+fn without_plus(number: &str) -> &str {
+    number.strip_prefix('+').unwrap_or(number)
+}
+
+/// A prompt-set style language tag; also keeps `..` and `/` out of paths it is joined onto.
+fn valid_language(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+}
+
+fn valid_skill(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_')
+}
+
+/// `http://` or `https://`, a host, printable ASCII only (no spaces).
+fn valid_http_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+        && s.chars().all(|ch| ch.is_ascii_graphic())
+}
+
+/// `sip:` or `sips:` and something after it, printable ASCII only: it goes into SIP headers
+/// (Request-URI, Refer-To), where spaces or line breaks would break or inject headers.
+fn valid_sip_uri(s: &str) -> bool {
+    let rest = s.strip_prefix("sips:").or_else(|| s.strip_prefix("sip:"));
+    rest.is_some_and(|r| !r.is_empty()) && s.chars().all(|ch| ch.is_ascii_graphic())
 }
 
 /// A bare IP address or an RFC 1123 host name (no port: that comes from the listener).

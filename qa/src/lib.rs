@@ -6,5 +6,8 @@
 pub mod record;
 pub mod store;
 
-pub use record::{CallRecord, CallSummary, Speaker, TimelineEvent, Turn, TurnSegment};
+pub use record::{
+    CallRecord, CallSummary, DialogEvent, DialogSummary, Handoff, IntentResult, SlotValue, Speaker,
+    TimelineEvent, Turn, TurnSegment,
+};
 pub use store::{CallFilter, Store, StoreError};

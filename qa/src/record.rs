@@ -95,6 +95,75 @@ pub struct CallRecord {
     /// The conversation, in order of start time.
     #[serde(default)]
     pub turns: Vec<Turn>,
+    /// What the dialog understood and did: the context an agent and QA need.
+    #[serde(default)]
+    pub dialog: DialogSummary,
+}
+
+/// The dialog's outcome, kept up to date during the call (agents read it on screen-pop).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DialogSummary {
+    /// Name of the flow that ran the call.
+    #[serde(default)]
+    pub flow: String,
+    /// The caller's request (the flow's `intent` slot) as last understood.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<IntentResult>,
+    /// Variables the dialog filled, in display form (secrets masked), by name.
+    #[serde(default)]
+    pub slots: std::collections::BTreeMap<String, SlotValue>,
+    /// PIN verification outcome: `verified`, `wrong_pin`, `locked_out`, `unknown_account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<String>,
+    /// Voiceprint outcome: `enrolled`, `accept`, `reject`, `not_enough_speech`, `no_template`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voiceprint: Option<String>,
+    #[serde(default)]
+    pub no_input: u32,
+    #[serde(default)]
+    pub no_match: u32,
+    /// Finished without a human (`None` while the call is in progress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contained: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<Handoff>,
+    /// Analytics events in order, for reports.
+    #[serde(default)]
+    pub events: Vec<DialogEvent>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntentResult {
+    pub name: String,
+    pub confidence: f32,
+    /// Lead over the runner-up intent.
+    pub margin: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlotValue {
+    pub display: String,
+    pub confidence: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handoff {
+    pub skill: String,
+    pub reason: String,
+    pub priority: bool,
+    /// Agent who took the call, once connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+}
+
+/// One analytics event, at a millisecond offset from the call's arrival.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DialogEvent {
+    pub at_ms: u64,
+    /// e.g. `form`, `intent`, `no_input`, `no_match`, `confirmation`, `verification`, `handoff`, `ended`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
 
 /// A list row: the record without its timeline.

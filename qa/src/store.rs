@@ -79,6 +79,9 @@ CREATE TABLE call_turns (
     PRIMARY KEY (call, seq)
 );
 "#,
+    r#"
+ALTER TABLE calls ADD COLUMN dialog TEXT NOT NULL DEFAULT '{}';
+"#,
 ];
 
 /// Which calls a listing returns, newest first.
@@ -183,7 +186,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.execute(
             "UPDATE calls SET codec = ?2, answered_at_ms = ?3, ended_at_ms = ?4, end_reason = ?5, digits = ?6,
-                              recording_path = ?7, media_stats = ?8
+                              recording_path = ?7, media_stats = ?8, dialog = ?9
              WHERE id = ?1",
             params![
                 rec.id,
@@ -194,6 +197,7 @@ impl Store {
                 rec.digits,
                 rec.recording_path,
                 rec.media_stats.to_string(),
+                serde_json::to_string(&rec.dialog)?,
             ],
         )?;
         tx.execute("DELETE FROM call_events WHERE call = ?1", params![rec.id])?;
@@ -240,7 +244,7 @@ impl Store {
             .conn
             .query_row(
                 "SELECT id, call_id, from_uri, to_uri, remote_addr, transport, codec, started_at_ms,
-                        answered_at_ms, ended_at_ms, end_reason, digits, recording_path, media_stats
+                        answered_at_ms, ended_at_ms, end_reason, digits, recording_path, media_stats, dialog
                  FROM calls WHERE id = ?1",
                 params![id],
                 |r| {
@@ -262,16 +266,19 @@ impl Store {
                             media_stats: serde_json::Value::Null,
                             timeline: Vec::new(),
                             turns: Vec::new(),
+                            dialog: Default::default(),
                         },
                         r.get::<_, String>(13)?,
+                        r.get::<_, String>(14)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((mut rec, stats)) = row else {
+        let Some((mut rec, stats, dialog)) = row else {
             return Ok(None);
         };
         rec.media_stats = serde_json::from_str(&stats)?;
+        rec.dialog = serde_json::from_str(&dialog)?;
         let mut stmt = self
             .conn
             .prepare("SELECT at_ms, kind, detail FROM call_events WHERE call = ?1 ORDER BY seq")?;
@@ -364,7 +371,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::TurnSegment;
+    use crate::record::{DialogEvent, IntentResult, SlotValue, TurnSegment};
 
     fn sample() -> CallRecord {
         CallRecord {
@@ -433,6 +440,26 @@ mod tests {
                 }],
             },
         ];
+        rec.dialog.flow = "demo-bank".into();
+        rec.dialog.intent = Some(IntentResult {
+            name: "balance".into(),
+            confidence: 0.9,
+            margin: 0.5,
+        });
+        rec.dialog.slots.insert(
+            "pin".into(),
+            SlotValue {
+                display: "****".into(),
+                confidence: 1.0,
+            },
+        );
+        rec.dialog.verification = Some("verified".into());
+        rec.dialog.contained = Some(true);
+        rec.dialog.events.push(DialogEvent {
+            at_ms: 2000,
+            kind: "intent".into(),
+            detail: "balance 0.90".into(),
+        });
         s.save_call(&rec).unwrap();
         assert_eq!(s.get_call(rec.id).unwrap().as_ref(), Some(&rec));
         assert!(s

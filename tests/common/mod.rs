@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod caller;
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -132,6 +134,11 @@ impl Voxgate {
             "dir",
             &format!("{:?}", repo().join("prompts").to_string_lossy()),
         );
+        cfg.set(
+            "dialog",
+            "flow",
+            &format!("{:?}", repo().join("flows/bank.en.toml").to_string_lossy()),
+        );
         cfg.set("recording", "dir", "\"recordings\"");
         cfg.set("storage", "path", "\"voxgate.db\"");
         cfg.set("http", "bind", &format!("\"127.0.0.1:{http_port}\""));
@@ -178,6 +185,25 @@ impl Voxgate {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("voxgate did not become ready; log:\n{}", self.log_text());
+    }
+
+    /// Sends SIGHUP (reload the call flows).
+    pub fn hup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// A counter or gauge from `/metrics`.
+    pub fn metric(&self, name: &str) -> u64 {
+        let (_, body) = self.try_get("/metrics").expect("metrics");
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     pub fn log_text(&self) -> String {

@@ -24,6 +24,8 @@ use super::value::Value;
 const HEARING_LIMIT: Duration = Duration::from_secs(30);
 /// Pause between keys that completes a digit entry with enough digits.
 const INTER_DIGIT: Duration = Duration::from_secs(4);
+/// How long after a digit slot filled by length its terminator key is still taken as part of it.
+const SPARE_TERMINATOR: Duration = Duration::from_secs(3);
 
 /// Something that happened on the call.
 #[derive(Clone, Debug, PartialEq)]
@@ -176,6 +178,8 @@ pub enum Analytics {
         reason: String,
     },
     TransferFailed,
+    /// `contained`: served in self-service, no hand-off tried. A caller who needed a human and found none
+    /// was not served by the bot: not contained.
     Ended {
         contained: bool,
     },
@@ -238,8 +242,12 @@ pub struct Session {
     playing: bool,
     sensitive: bool,
     collector: Option<DigitCollector>,
+    /// A digit slot filled by its length: its terminator, if pressed soon after, is swallowed.
+    spare_terminator: Option<(char, Instant)>,
     next_id: u64,
     transferred: bool,
+    /// A hand-off to a human was tried (connected or not).
+    handed_off: bool,
     out: Vec<Action>,
 }
 
@@ -260,8 +268,10 @@ impl Session {
             playing: false,
             sensitive: false,
             collector: None,
+            spare_terminator: None,
             next_id: 1,
             transferred: false,
+            handed_off: false,
             out: Vec::new(),
         }
     }
@@ -368,7 +378,7 @@ impl Session {
                 if self.phase != Phase::Done {
                     self.phase = Phase::Done;
                     self.emit(Action::Analytics(Analytics::Ended {
-                        contained: !self.transferred,
+                        contained: !self.handed_off,
                     }));
                 }
             }
@@ -395,7 +405,19 @@ impl Session {
     }
 
     fn set_var(&mut self, name: String, value: Value, confidence: f32) {
-        let display = value.display();
+        // What the caller gave as an account or card number is shown by its last four digits only.
+        let long_number = self.flow.forms.iter().flat_map(|f| &f.slots).any(|s| {
+            s.var == name
+                && matches!(s.kind, SlotKind::Digits { max, .. } if max >= crate::nlu::REDACT_MIN_DIGITS)
+        });
+        let display = match &value {
+            Value::Digits(d) if long_number => {
+                let n = d.chars().count();
+                let tail: String = d.chars().skip(n.saturating_sub(4)).collect();
+                format!("{}{tail}", "*".repeat(n.saturating_sub(4)))
+            }
+            v => v.display(),
+        };
         self.vars.insert(name.clone(), value);
         self.emit(Action::SlotFilled {
             name,
@@ -603,7 +625,7 @@ impl Session {
                 self.phase = Phase::Done;
                 self.emit(Action::HangUp(cause));
                 self.emit(Action::Analytics(Analytics::Ended {
-                    contained: !self.transferred,
+                    contained: !self.handed_off,
                 }));
             }
             _ => {}
@@ -682,6 +704,7 @@ impl Session {
                     on_fail,
                 } => {
                     self.transferred = true;
+                    self.handed_off = true;
                     self.emit(Action::Analytics(Analytics::Handoff {
                         skill: skill.clone(),
                         reason: reason.clone(),
@@ -781,9 +804,25 @@ impl Session {
     }
 
     fn digit(&mut self, d: char, now: Instant) {
-        let shown = if self.sensitive { '*' } else { d };
-        self.emit(Action::RecordDigit(shown));
         let flow = Arc::clone(&self.flow);
+        // Account and card numbers are personal data too: their keys are shown masked, like a PIN's.
+        let long_number = self.current_slot().is_some_and(|s| {
+            matches!(flow.forms[self.form].slots[s].kind,
+                SlotKind::Digits { max, .. } if max >= crate::nlu::REDACT_MIN_DIGITS)
+        });
+        let shown = if self.sensitive || (long_number && d.is_ascii_digit()) {
+            '*'
+        } else {
+            d
+        };
+        self.emit(Action::RecordDigit(shown));
+        // Callers end a PIN with # even when its last digit already completed it: that # is not an answer
+        // to the next question.
+        if let Some((t, until)) = self.spare_terminator.take() {
+            if d == t && now <= until {
+                return;
+            }
+        }
         let Some(slot) = self.current_slot() else {
             return;
         };
@@ -806,7 +845,18 @@ impl Session {
                 }
             }
             match r {
-                nlu::Collect::Collected(digits) => self.keyed(digits, now),
+                nlu::Collect::Collected(digits) => {
+                    if let SlotKind::Digits {
+                        terminator: Some(t),
+                        ..
+                    } = s.kind
+                    {
+                        if d != t {
+                            self.spare_terminator = Some((t, now + SPARE_TERMINATOR));
+                        }
+                    }
+                    self.keyed(digits, now)
+                }
                 nlu::Collect::TooShort(_) => self.event(HandlerEvent::NoMatch, now),
                 _ => {}
             }

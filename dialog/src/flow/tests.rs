@@ -655,3 +655,42 @@ fn validation_catches_bad_references_and_shapes() {
     let e = errors("[flow\nname=");
     assert!(e[0].starts_with("bad.toml:1:"), "{e:?}");
 }
+
+#[test]
+fn keys_of_pins_and_account_numbers_are_masked_and_a_late_terminator_is_swallowed() {
+    let mut c = at_greeting();
+    c.keys("2");
+    c.done();
+    let a = c.keys("87654321");
+    let shown: String = a
+        .iter()
+        .filter_map(|a| match a {
+            Action::RecordDigit(d) => Some(*d),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shown, "********");
+    assert!(a.iter().any(|a| matches!(a,
+        Action::SlotFilled { name, display, .. } if name == "account" && display == "****4321")));
+    assert_eq!(prompts(&a), ["ask_pin"]);
+    c.done();
+    // The PIN completes on its 4th digit; the caller's habitual # must not answer the next question.
+    let a = c.keys("1357");
+    let a = c.reply(
+        &a,
+        Ok(vec![
+            ("verify_result", Value::Text("ok".into())),
+            ("verified", Value::Bool(true)),
+        ]),
+    );
+    assert!(prompts(&a).contains(&"confirm_freeze".to_string()), "{a:?}");
+    let a = c.keys("#");
+    assert!(prompts(&a).is_empty(), "{a:?}");
+    assert!(!c
+        .log
+        .iter()
+        .any(|a| matches!(a, Action::Analytics(Analytics::NoMatch { .. }))));
+    // The next key answers the question.
+    let a = c.keys("1");
+    assert_eq!(invoked(&a).map(|i| i.1), Some(Op::FreezeCard));
+}

@@ -35,6 +35,7 @@ mod error;
 mod intent;
 mod numbers;
 mod phonetic;
+mod redact;
 mod text;
 mod yes_no;
 
@@ -51,5 +52,6 @@ pub use intent::{
     Outcome,
 };
 pub use phonetic::{edit_distance, phonetic_key};
+pub use redact::{redact_numbers, MIN_DIGITS as REDACT_MIN_DIGITS, REDACTED};
 pub use text::{detect_script, Script};
 pub use yes_no::yes_no;
