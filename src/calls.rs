@@ -24,11 +24,17 @@ use voxgate_qa::{
     CallRecord, DialogEvent, Handoff, IntentResult, SlotValue, Speaker, TimelineEvent, Turn,
     TurnSegment,
 };
-use voxgate_sip::endpoint::{CallHandle, EndReason, Endpoint, Event, IncomingCall, Transport};
+use voxgate_sip::endpoint::{
+    CallHandle, EndReason, Endpoint, Event, IncomingCall, OutgoingCall, Transport,
+};
 use voxgate_sip::sdp::{self, LocalMedia, Negotiated, SessionDescription};
 
 use crate::dialogs::{uri_user, DialogSet, Dialogs};
-use crate::media_engine::{DialogNote, MediaCommand, MediaEvent, MediaPool, NewCall, Recognition};
+use crate::handoff::AgentPool;
+use crate::media_engine::{
+    BridgeLeg, DialogNote, MediaCommand, MediaEvent, MediaPool, NewCall, Recognition,
+    AGENT_UTTERANCE_BASE,
+};
 use crate::metrics::Metrics;
 use crate::ports::{PortPair, PortPool};
 use crate::store_thread::StoreHandle;
@@ -61,21 +67,46 @@ struct Call {
     hangup_cause: Option<&'static str>,
     span: tracing::Span,
     /// Utterances sent to the recogniser whose final result has not come back: (start, end, cut).
-    pending_asr: HashMap<u32, (Instant, Instant, bool)>,
+    pending_asr: HashMap<u32, PendingUtterance>,
     /// Once signalling and media are over: the call is stored when `pending_asr` empties or at this time.
     store_by: Option<Instant>,
     /// The flow and prompts chosen when the call arrived (a reload does not change them).
     dialog: DialogSet,
     caller: Option<String>,
     called: Option<String>,
+    /// The agent leg ringing or bridged, and the agents already tried for this hand-off.
+    agent_leg: Option<CallHandle>,
+    agents_tried: Vec<usize>,
+}
+
+/// An utterance sent to the recogniser: when, cut at the maximum length, and who spoke.
+#[derive(Clone, Copy)]
+struct PendingUtterance {
+    start: Instant,
+    end: Instant,
+    cut: bool,
+    speaker: Speaker,
+}
+
+/// The call voxgate places to an agent for a hand-off (the B2BUA's second leg).
+struct AgentLeg {
+    caller: CallHandle,
+    agent: usize,
+    /// Held here until the agent answers, then owned by the caller's media thread.
+    ports: Option<PortPair>,
+    local: LocalMedia,
+    /// Ringing gives up at this time; `None` once answered or cancelled.
+    ring_until: Option<Instant>,
+    answered: bool,
 }
 
 impl Call {
-    /// A caller turn whose words never came (recogniser refused, failed or heard nothing): kept, without
-    /// text, so QA sees that the caller spoke.
-    fn push_wordless_turn(&mut self, start: Instant, end: Instant, cut: bool) {
+    /// A turn whose words never came (recogniser refused, failed or heard nothing): kept, without text, so
+    /// QA sees that someone spoke.
+    fn push_wordless_turn(&mut self, p: PendingUtterance) {
+        let (start, end, cut) = (p.start, p.end, p.cut);
         self.record.turns.push(Turn {
-            speaker: Speaker::Caller,
+            speaker: p.speaker,
             start_ms: ms_since(self.arrived, start),
             end_ms: ms_since(self.arrived, end),
             text: String::new(),
@@ -101,6 +132,10 @@ pub struct ControllerConfig {
     pub speech: Option<PipelineConfig>,
     pub speech_barge_in: bool,
     pub asr_prompt: Option<Arc<str>>,
+    /// How long an agent's phone rings before the next agent is tried.
+    pub ring_timeout: Duration,
+    /// UDP listeners; agent calls go out from the first of the agent's address family.
+    pub sip_udp: Vec<SocketAddr>,
 }
 
 impl ControllerConfig {
@@ -125,6 +160,8 @@ impl ControllerConfig {
             speech_barge_in: cfg.speech.bargein,
             // The pool applies the configured biasing prompt; flow steps may name their own.
             asr_prompt: None,
+            ring_timeout: cfg.handoff.ring_timeout(),
+            sip_udp: cfg.sip.udp.clone(),
         }
     }
 }
@@ -133,6 +170,7 @@ impl ControllerConfig {
 pub struct CallServices {
     pub dialogs: watch::Receiver<Arc<Dialogs>>,
     pub backend: Arc<dyn Backend>,
+    pub agents: AgentPool,
 }
 
 pub struct Controller {
@@ -148,6 +186,9 @@ pub struct Controller {
     /// The current flows; replaced on reload.
     dialogs: watch::Receiver<Arc<Dialogs>>,
     backend: Arc<dyn Backend>,
+    agents: AgentPool,
+    /// Agent legs by their own handle.
+    legs: HashMap<CallHandle, AgentLeg>,
 }
 
 impl Controller {
@@ -160,7 +201,11 @@ impl Controller {
         metrics: Arc<Metrics>,
         services: CallServices,
     ) -> Self {
-        let CallServices { dialogs, backend } = services;
+        let CallServices {
+            dialogs,
+            backend,
+            agents,
+        } = services;
         let seed = random_seed();
         Self {
             endpoint,
@@ -173,6 +218,8 @@ impl Controller {
             rng: SplitMix64::new(seed),
             dialogs,
             backend,
+            agents,
+            legs: HashMap::new(),
         }
     }
 
@@ -189,10 +236,26 @@ impl Controller {
         while let Some(ev) = self.endpoint.poll_event() {
             match ev {
                 Event::IncomingCall(inc) => self.on_incoming(now, inc),
-                // The controller places no outgoing calls yet (the agent leg comes with the B2BUA).
-                Event::OutgoingProgress { .. }
-                | Event::OutgoingAnswered { .. }
-                | Event::OutgoingFailed { .. } => {}
+                Event::OutgoingProgress { call, status, .. } => {
+                    self.on_agent_progress(now, call, status)
+                }
+                Event::OutgoingAnswered { call, answer } => {
+                    self.on_agent_answered(now, call, &answer)
+                }
+                Event::OutgoingFailed {
+                    call,
+                    status,
+                    reason,
+                } => {
+                    let why = match status {
+                        Some(s) => format!("{s} {reason}"),
+                        None => reason.to_string(),
+                    };
+                    self.on_agent_gone(now, call, &why);
+                }
+                Event::CallEnded { call, .. } if self.legs.contains_key(&call) => {
+                    self.on_agent_gone(now, call, "hung up");
+                }
                 Event::CallConfirmed { call } => self.on_confirmed(now, call),
                 Event::ReInvite { call, offer } => self.on_reinvite(now, call, offer),
                 Event::DtmfInfo {
@@ -335,6 +398,8 @@ impl Controller {
                 dialog,
                 caller,
                 called,
+                agent_leg: None,
+                agents_tried: Vec::new(),
             },
         );
         if self.cfg.answer_delay.is_zero() {
@@ -351,6 +416,7 @@ impl Controller {
                 Phase::Ringing { answer_at } => Some(answer_at),
                 _ => c.store_by,
             })
+            .chain(self.legs.values().filter_map(|l| l.ring_until))
             .min();
         match (ring, self.endpoint.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -360,6 +426,21 @@ impl Controller {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.endpoint.handle_timeout(now);
+        // Agents who let it ring too long: cancel; the failure event moves on to the next agent.
+        let unanswered: Vec<CallHandle> = self
+            .legs
+            .iter_mut()
+            .filter(|(_, l)| l.ring_until.is_some_and(|t| t <= now))
+            .map(|(h, l)| {
+                l.ring_until = None;
+                *h
+            })
+            .collect();
+        for h in unanswered {
+            if self.endpoint.hangup(now, h).is_err() {
+                self.on_agent_gone(now, h, "no answer");
+            }
+        }
         let due: Vec<CallHandle> = self
             .calls
             .values()
@@ -550,6 +631,7 @@ impl Controller {
         });
         call.phase = Phase::Ending;
         drop(_g);
+        let agent_leg = call.agent_leg.take();
         // If the media thread is gone its sockets went with it: finish without waiting for `Removed`.
         let removing = call.media_running
             && self
@@ -561,6 +643,12 @@ impl Controller {
                 self.media.forget(handle.0);
             }
             self.finish_when_transcribed(now, handle);
+        }
+        if let Some(leg) = agent_leg {
+            // The caller left: the agent's call ends too (CANCEL while ringing, BYE once bridged).
+            if self.endpoint.hangup(now, leg).is_err() {
+                self.drop_leg(now, leg);
+            }
         }
     }
 
@@ -599,8 +687,19 @@ impl Controller {
                 end,
                 cut,
                 submitted,
+                agent,
             } => {
                 if let Some(call) = self.calls.get_mut(&CallHandle(key)) {
+                    let pending = PendingUtterance {
+                        start,
+                        end,
+                        cut,
+                        speaker: if agent {
+                            Speaker::Agent
+                        } else {
+                            Speaker::Caller
+                        },
+                    };
                     call.record.timeline.push(TimelineEvent {
                         at_ms: ms_since(call.arrived, now),
                         kind: "utterance".into(),
@@ -612,10 +711,10 @@ impl Controller {
                         ),
                     });
                     if submitted {
-                        call.pending_asr.insert(utterance, (start, end, cut));
+                        call.pending_asr.insert(utterance, pending);
                     } else {
                         // Refused by the saturated pool: the turn is kept, without words, so QA sees it.
-                        call.push_wordless_turn(start, end, cut);
+                        call.push_wordless_turn(pending);
                     }
                 }
             }
@@ -677,9 +776,17 @@ impl Controller {
                     }
                 }
             }
-            MediaEvent::Removed { key, port, stats } => {
+            MediaEvent::Removed {
+                key,
+                port,
+                agent_port,
+                stats,
+            } => {
                 self.media.forget(key);
                 self.ports.release(port);
+                if let Some(p) = agent_port {
+                    self.ports.release(p);
+                }
                 let handle = CallHandle(key);
                 if let Some(call) = self.calls.get_mut(&handle) {
                     call.media_running = false;
@@ -722,36 +829,308 @@ impl Controller {
         });
     }
 
-    /// Hands the caller to a human. Without agents configured for the skill the dialog hears at once that
-    /// nobody could take the call, and continues with its `transfer_failed` form.
+    /// Hands the caller to a human: rings agents with the skill (and the flow's language), longest-idle first,
+    /// each for `ring_timeout`, and bridges the first who answers. When nobody can take the call the dialog
+    /// hears so and continues with its `transfer_failed` form.
     fn transfer(&mut self, now: Instant, key: u64, skill: String, priority: bool, reason: String) {
-        let Some(call) = self.calls.get_mut(&CallHandle(key)) else {
+        let caller = CallHandle(key);
+        let Some(call) = self.calls.get_mut(&caller) else {
             return;
         };
         call.record.dialog.handoff = Some(Handoff {
-            skill: skill.clone(),
+            skill,
             reason,
             priority,
             agent: None,
         });
-        call.record.timeline.push(TimelineEvent {
-            at_ms: ms_since(call.arrived, now),
-            kind: "transfer_failed".into(),
-            detail: format!("no agent for skill {skill}"),
-        });
+        call.agents_tried.clear();
         // The context an agent needs (intent, verification, slots, transcript so far) is readable at
         // `GET /api/v1/calls/{id}` from the moment the hand-off starts.
-        let mut snapshot = call.record.clone();
-        snapshot.timeline.sort_by_key(|e| e.at_ms);
-        snapshot.turns.sort_by_key(|t| t.start_ms);
-        self.store.update(key, snapshot);
+        self.snapshot(caller);
+        self.try_next_agent(now, caller);
+    }
+
+    /// Writes the record of a call in progress so the API shows its current state.
+    fn snapshot(&self, handle: CallHandle) {
+        if let Some(call) = self.calls.get(&handle) {
+            let mut rec = call.record.clone();
+            rec.timeline.sort_by_key(|e| e.at_ms);
+            rec.turns.sort_by_key(|t| t.start_ms);
+            self.store.update(handle.0, rec);
+        }
+    }
+
+    fn try_next_agent(&mut self, now: Instant, caller: CallHandle) {
+        loop {
+            let Some(call) = self.calls.get(&caller) else {
+                return;
+            };
+            if call.phase != Phase::Confirmed {
+                return;
+            }
+            let skill = call
+                .record
+                .dialog
+                .handoff
+                .as_ref()
+                .map_or_else(String::new, |h| h.skill.clone());
+            let Some(agent) =
+                self.agents
+                    .pick(&skill, &call.dialog.flow.language, &call.agents_tried)
+            else {
+                let why = if self.agents.len() == 0 {
+                    format!("no agents configured for skill {skill}")
+                } else {
+                    format!("no agent free for skill {skill}")
+                };
+                return self.transfer_failed(now, caller, why);
+            };
+            match self.place_agent_call(now, caller, agent) {
+                Ok(()) => return,
+                Err(e) => {
+                    if let Some(call) = self.calls.get_mut(&caller) {
+                        let _g = call.span.enter();
+                        tracing::warn!(error = %e, "cannot call the agent; trying the next");
+                        call.agents_tried.push(agent);
+                    }
+                }
+            }
+        }
+    }
+
+    fn place_agent_call(
+        &mut self,
+        now: Instant,
+        caller: CallHandle,
+        agent: usize,
+    ) -> Result<(), PlaceError> {
+        let a = self.agents.get(agent).ok_or(PlaceError::NoAgent)?;
+        let (target, addr, name) = (a.target.clone(), a.addr, a.name.clone());
+        let local_sip = self
+            .cfg
+            .sip_udp
+            .iter()
+            .find(|l| l.is_ipv4() == addr.is_ipv4())
+            .copied()
+            .ok_or(PlaceError::NoListener)?;
+        let ports = self.ports.allocate().map_err(|_| PlaceError::NoPorts)?;
+        let local_ip = self.local_ip_for(addr);
+        let session_id = self.rng.next_u64() >> 2;
+        let media = self.local_media(local_ip, ports.port, session_id, 1);
+        let offer = sdp_text(&sdp::build_offer(&media));
+        let Some(call) = self.calls.get_mut(&caller) else {
+            self.ports.release(ports.port);
+            return Err(PlaceError::NoAgent);
+        };
+        let d = &call.record.dialog;
+        let header = |v: Option<&str>| {
+            v.unwrap_or("")
+                .chars()
+                .filter(|c| c.is_ascii_graphic() || *c == ' ')
+                .collect::<String>()
+        };
+        let extra_headers = vec![
+            (
+                "X-Voxgate-Call-Id".to_string(),
+                header(Some(&call.record.call_id)),
+            ),
+            (
+                "X-Voxgate-Skill".to_string(),
+                header(d.handoff.as_ref().map(|h| h.skill.as_str())),
+            ),
+            (
+                "X-Voxgate-Intent".to_string(),
+                header(d.intent.as_ref().map(|i| i.name.as_str())),
+            ),
+            (
+                "X-Voxgate-Verified".to_string(),
+                header(d.verification.as_deref().or(Some("no"))),
+            ),
+        ];
+        let from_user = call
+            .caller
+            .clone()
+            .filter(|u| u.chars().all(|c| c.is_ascii_digit() || c == '+'))
+            .unwrap_or_default();
+        let out = OutgoingCall {
+            target,
+            to: None,
+            from_user,
+            from_display: d
+                .slots
+                .get("customer_name")
+                .map(|v| header(Some(&v.display))),
+            remote: addr,
+            transport: Transport::Udp,
+            local: local_sip,
+            sdp_offer: offer,
+            extra_headers,
+        };
+        match self.endpoint.invite(now, out) {
+            Ok(leg) => {
+                call.agents_tried.push(agent);
+                call.agent_leg = Some(leg);
+                call.record.timeline.push(TimelineEvent {
+                    at_ms: ms_since(call.arrived, now),
+                    kind: "agent_ringing".into(),
+                    detail: name,
+                });
+                self.agents.set_busy(agent);
+                self.legs.insert(
+                    leg,
+                    AgentLeg {
+                        caller,
+                        agent,
+                        ports: Some(ports),
+                        local: media,
+                        ring_until: Some(now + self.cfg.ring_timeout),
+                        answered: false,
+                    },
+                );
+                Ok(())
+            }
+            Err(e) => {
+                self.ports.release(ports.port);
+                Err(PlaceError::Invite(e))
+            }
+        }
+    }
+
+    fn transfer_failed(&mut self, now: Instant, caller: CallHandle, why: String) {
+        if let Some(call) = self.calls.get_mut(&caller) {
+            call.record.timeline.push(TimelineEvent {
+                at_ms: ms_since(call.arrived, now),
+                kind: "transfer_failed".into(),
+                detail: why,
+            });
+        }
         self.media.send(
-            key,
+            caller.0,
             MediaCommand::TransferResult {
-                key,
+                key: caller.0,
                 connected: false,
             },
         );
+    }
+
+    fn on_agent_progress(&mut self, now: Instant, leg: CallHandle, status: u16) {
+        let Some(l) = self.legs.get(&leg) else {
+            return;
+        };
+        if let Some(call) = self.calls.get_mut(&l.caller) {
+            call.record.timeline.push(TimelineEvent {
+                at_ms: ms_since(call.arrived, now),
+                kind: "agent_progress".into(),
+                detail: status.to_string(),
+            });
+        }
+    }
+
+    /// The agent picked up: their leg joins the caller's media thread and the dialog hears it is done.
+    fn on_agent_answered(&mut self, now: Instant, leg: CallHandle, answer: &SessionDescription) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        l.ring_until = None;
+        let caller = l.caller;
+        let negotiated = match sdp::negotiate_answer(&l.local, answer) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "agent's SDP answer unusable; hanging up the agent leg");
+                if self.endpoint.hangup(now, leg).is_err() {
+                    self.on_agent_gone(now, leg, "bad SDP answer");
+                }
+                return;
+            }
+        };
+        let Some(call) = self.calls.get_mut(&caller) else {
+            let _ = self.endpoint.hangup(now, leg);
+            return;
+        };
+        let Some(ports) = l.ports.take() else {
+            return;
+        };
+        l.answered = true;
+        let name = self
+            .agents
+            .get(l.agent)
+            .map_or_else(String::new, |a| a.name.clone());
+        let session = session_config(
+            &negotiated,
+            &self.cfg,
+            &mut self.rng,
+            &format!("{}-agent", call.record.call_id),
+        );
+        call.record.timeline.push(TimelineEvent {
+            at_ms: ms_since(call.arrived, now),
+            kind: "agent_answered".into(),
+            detail: name.clone(),
+        });
+        if let Some(h) = call.record.dialog.handoff.as_mut() {
+            h.agent = Some(name);
+        }
+        let port = ports.port;
+        let bridged = self.media.send(
+            caller.0,
+            MediaCommand::Bridge {
+                key: caller.0,
+                leg: Box::new(BridgeLeg { ports, session }),
+            },
+        );
+        if !bridged {
+            // The caller's media is gone; nothing to bridge to.
+            self.ports.release(port);
+            let _ = self.endpoint.hangup(now, leg);
+            return;
+        }
+        self.media.send(
+            caller.0,
+            MediaCommand::TransferResult {
+                key: caller.0,
+                connected: true,
+            },
+        );
+        self.snapshot(caller);
+    }
+
+    /// The agent leg ended: failed, cancelled, or hung up after talking. An agent who never answered is
+    /// replaced by the next; one who talked and hung up ends the call.
+    fn on_agent_gone(&mut self, now: Instant, leg: CallHandle, why: &str) {
+        let Some(l) = self.legs.get(&leg) else {
+            return;
+        };
+        let (caller, answered) = (l.caller, l.answered);
+        self.drop_leg(now, leg);
+        let Some(call) = self.calls.get_mut(&caller) else {
+            return;
+        };
+        if call.agent_leg != Some(leg) {
+            return;
+        }
+        call.agent_leg = None;
+        call.record.timeline.push(TimelineEvent {
+            at_ms: ms_since(call.arrived, now),
+            kind: "agent_left".into(),
+            detail: why.to_string(),
+        });
+        if answered {
+            if call.phase != Phase::Ending && call.hangup_cause.is_none() {
+                call.hangup_cause = Some("agent_hangup");
+                let _ = self.endpoint.hangup(now, caller);
+            }
+        } else {
+            self.try_next_agent(now, caller);
+        }
+    }
+
+    /// Forgets an agent leg: the agent is free again and ports it still holds go back to the pool.
+    fn drop_leg(&mut self, now: Instant, leg: CallHandle) {
+        if let Some(l) = self.legs.remove(&leg) {
+            self.agents.set_free(l.agent, now);
+            if let Some(p) = l.ports {
+                self.ports.release(p.port);
+            }
+        }
     }
 
     fn on_asr(&mut self, now: Instant, r: voxgate_asr::AsrResult) {
@@ -771,9 +1150,10 @@ impl Controller {
             }
             return;
         }
-        let Some((start, end, cut)) = call.pending_asr.remove(&r.utterance) else {
+        let Some(pending) = call.pending_asr.remove(&r.utterance) else {
             return;
         };
+        let (start, end, cut) = (pending.start, pending.end, pending.cut);
         let result = match &r.outcome {
             Ok(t) if !t.text().trim().is_empty() => {
                 Metrics::inc(&self.metrics.asr_results_total);
@@ -783,7 +1163,7 @@ impl Controller {
                 // still gets the words as heard.
                 let shown = redact_numbers(&text);
                 call.record.turns.push(Turn {
-                    speaker: Speaker::Caller,
+                    speaker: pending.speaker,
                     start_ms: base,
                     end_ms: ms_since(call.arrived, end),
                     text: shown,
@@ -820,7 +1200,7 @@ impl Controller {
                 if overloaded {
                     Metrics::inc(&self.metrics.asr_overloaded_total);
                 }
-                call.push_wordless_turn(start, end, cut);
+                call.push_wordless_turn(pending);
                 let detail = match outcome {
                     Ok(_) => format!("#{} no words", r.utterance),
                     Err(e) => format!("#{} {e}", r.utterance),
@@ -833,7 +1213,12 @@ impl Controller {
                 Recognition::Failed { overloaded }
             }
         };
-        if call.media_running {
+        if r.utterance >= AGENT_UTTERANCE_BASE {
+            // The agent's words are for the record only; the dialog listens to the caller.
+            if call.phase == Phase::Ending && call.pending_asr.is_empty() {
+                self.finish(handle);
+            }
+        } else if call.media_running {
             self.media.send(
                 handle.0,
                 MediaCommand::Recognized {
@@ -972,6 +1357,19 @@ fn direction(d: sdp::Direction) -> voxgate_media::session::Direction {
         sdp::Direction::RecvOnly => M::RecvOnly,
         sdp::Direction::Inactive => M::Inactive,
     }
+}
+
+/// Why an agent could not be called.
+#[derive(Debug, thiserror::Error)]
+enum PlaceError {
+    #[error("agent vanished from the pool")]
+    NoAgent,
+    #[error("no SIP UDP listener of the agent's address family")]
+    NoListener,
+    #[error("no RTP ports left")]
+    NoPorts,
+    #[error("INVITE refused: {0}")]
+    Invite(voxgate_sip::endpoint::CallError),
 }
 
 /// Keeps the record's dialog summary current: the agent's screen-pop and QA read it.

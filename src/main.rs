@@ -2,6 +2,7 @@
 
 mod calls;
 mod dialogs;
+mod handoff;
 mod http;
 mod media_engine;
 mod metrics;
@@ -111,6 +112,8 @@ enum RunError {
     Dialogs(#[from] dialogs::DialogsError),
     #[error("backend: {0}")]
     Backend(#[from] voxgate_backend::BackendError),
+    #[error("handoff: {0}")]
+    Agents(#[from] handoff::AgentError),
     #[error("cannot create recording directory {dir}: {source}")]
     RecordingDir {
         dir: PathBuf,
@@ -262,6 +265,8 @@ fn run(cfg: Config) -> Result<(), RunError> {
     let dialogs = dialogs::Dialogs::load(&cfg)?;
     tracing::info!(flows = %dialogs.summary(), "call flows loaded");
     let backend = open_backend(&cfg)?;
+    let agents = handoff::AgentPool::from_config(&cfg.handoff.agents, std::time::Instant::now())?;
+    tracing::info!(agents = agents.len(), "human agents for hand-offs");
     if cfg.recording.enabled {
         std::fs::create_dir_all(&cfg.recording.dir).map_err(|source| RunError::RecordingDir {
             dir: cfg.recording.dir.clone(),
@@ -350,6 +355,7 @@ fn run(cfg: Config) -> Result<(), RunError> {
             calls::CallServices {
                 dialogs: dialogs_rx,
                 backend,
+                agents,
             },
         );
         tokio::spawn(reload_on_sighup(cfg.clone(), dialogs_tx, metrics.clone()));

@@ -72,6 +72,15 @@ pub struct NewCall {
     pub asr_prompt: Option<Arc<str>>,
 }
 
+/// Utterances of the agent leg are numbered from here, so they never collide with the caller's.
+pub const AGENT_UTTERANCE_BASE: u32 = 1 << 24;
+
+/// The agent's leg of a bridged call (B2BUA): its own RTP ports and session.
+pub struct BridgeLeg {
+    pub ports: PortPair,
+    pub session: SessionConfig,
+}
+
 /// What the recogniser made of one utterance, as the dialog needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recognition {
@@ -109,6 +118,12 @@ pub enum MediaCommand {
         id: u64,
         result: Result<Vec<(String, Value)>, BackendFailure>,
     },
+    /// An agent answered: bridge the caller to this leg (caller audio to the agent, agent audio to the caller,
+    /// both recorded and transcribed).
+    Bridge {
+        key: u64,
+        leg: Box<BridgeLeg>,
+    },
     /// The outcome of a [`MediaEvent::Transfer`]: a human took the call, or nobody could.
     TransferResult {
         key: u64,
@@ -144,6 +159,8 @@ pub enum MediaEvent {
         cut: bool,
         /// False when the recogniser refused it (overload): no result will come.
         submitted: bool,
+        /// Spoken by the agent on a bridged call (else by the caller).
+        agent: bool,
     },
     /// voxgate said something: the prompt fragments played from `start` to `end`.
     BotTurn {
@@ -175,10 +192,11 @@ pub enum MediaEvent {
     },
     /// A recognition result from the ASR pool (routed through the controller, which knows the call's thread).
     Asr(Box<voxgate_asr::AsrResult>),
-    /// The call left its media thread; its ports can be reused.
+    /// The call left its media thread; its ports (and its agent leg's) can be reused.
     Removed {
         key: u64,
         port: u16,
+        agent_port: Option<u16>,
         stats: serde_json::Value,
     },
 }
@@ -207,11 +225,12 @@ pub struct MediaShared {
 impl MediaShared {
     /// A call this thread cannot serve (it failed to start, or its processing failed): ask for the
     /// hang-up and hand its port back, with no statistics.
-    fn abandon(&self, key: u64, port: u16, cause: &'static str) {
+    fn abandon(&self, key: u64, port: u16, agent_port: Option<u16>, cause: &'static str) {
         let _ = self.events.send(MediaEvent::Hangup { key, cause });
         let _ = self.events.send(MediaEvent::Removed {
             key,
             port,
+            agent_port,
             stats: serde_json::Value::Null,
         });
     }
@@ -264,6 +283,9 @@ struct Scratch {
     ours: Frame,
     /// The caller frame after echo cancellation.
     cleaned: Frame,
+    /// The agent's frame on a bridged call, and after its echo guard.
+    agent: Frame,
+    agent_cleaned: Frame,
     stereo: [i16; STEREO_FRAME],
     /// This thread's handle on the ASR queue (`None` when speech is off).
     asr: Option<JobSubmitter>,
@@ -285,6 +307,8 @@ impl MediaLoop {
                 caller: [0; FRAME_SAMPLES],
                 ours: [0; FRAME_SAMPLES],
                 cleaned: [0; FRAME_SAMPLES],
+                agent: [0; FRAME_SAMPLES],
+                agent_cleaned: [0; FRAME_SAMPLES],
                 stereo: [0; STEREO_FRAME],
                 asr,
             },
@@ -336,7 +360,7 @@ impl MediaLoop {
                     Ok(call) => self.calls.push(call),
                     Err((key, port, e)) => {
                         tracing::error!(key, error = %e, "cannot start media for call");
-                        self.shared.abandon(key, port, "media_error");
+                        self.shared.abandon(key, port, None, "media_error");
                     }
                 }
             }
@@ -370,6 +394,13 @@ impl MediaLoop {
                     call.timeline(now, "backend_result", detail, &self.shared);
                     call.dialog_event(now, DialogEvent::BackendResult { id, result }, &self.shared);
                 }
+            }
+            MediaCommand::Bridge { key, leg } => {
+                if let Some(call) = self.calls.iter_mut().find(|c| c.key == key) {
+                    call.bridge(*leg, Instant::now(), &self.shared);
+                }
+                // A call already gone drops the leg here, closing its sockets; the controller releases the
+                // ports when it hears the call was removed.
             }
             MediaCommand::TransferResult { key, connected } => {
                 if let Some(call) = self.calls.iter_mut().find(|c| c.key == key) {
@@ -406,9 +437,10 @@ impl MediaLoop {
             let call = self.calls.swap_remove(i);
             tracing::error!(call_id = %call.call_id, "media processing failed for this call; hanging it up");
             let (key, port) = (call.key, call.ports.port);
+            let agent_port = call.agent.as_ref().map(|a| a.ports.port);
             // Close its sockets before the port goes back to the pool.
             drop(call);
-            self.shared.abandon(key, port, "media_fault");
+            self.shared.abandon(key, port, agent_port, "media_fault");
         }
     }
 
@@ -461,6 +493,17 @@ struct MediaCall {
     speech_muted_until: u64,
     /// What voxgate is saying, for the transcript: start (media time) and prompt fragments.
     bot_turn: Option<(Instant, Vec<Arc<str>>)>,
+    /// The human agent's leg once the call is bridged.
+    agent: Option<AgentMedia>,
+    /// Speech settings, for the agent leg's recogniser.
+    speech_cfg: Option<PipelineConfig>,
+}
+
+/// The agent's side of a bridged call.
+struct AgentMedia {
+    session: RtpSession,
+    ports: PortPair,
+    speech: Option<SpeechPipeline>,
 }
 
 /// A call's ear: echo guard, VAD, barge-in and endpointing, plus what it has sent to the recogniser.
@@ -503,6 +546,7 @@ impl MediaCall {
         } = new;
         let may_send = session.direction.may_send();
         let held = session.direction != Direction::SendRecv;
+        let speech_cfg = speech;
         let session = match RtpSession::new(session, now) {
             Ok(s) => s,
             Err(e) => return Err((key, ports.port, StartError::Session(e))),
@@ -555,6 +599,8 @@ impl MediaCall {
             speech,
             speech_muted_until: 0,
             bot_turn: None,
+            agent: None,
+            speech_cfg,
         };
         // The dialog starts listening when it asks its first question.
         call.dialog_event(now, DialogEvent::Started { caller, called }, shared);
@@ -625,11 +671,24 @@ impl MediaCall {
             self.mask(this_frame, this_frame + INBAND_GUARD);
         }
 
+        let bridged = self.bridge_tick(now, s);
+
         // Our audio: prompts advance only while we may send, so a held caller resumes where they left off,
-        // and not while a tentative barge-in holds the prompt.
+        // and not while a tentative barge-in holds the prompt. On a bridged call the caller hears the agent.
         let paused = self.speech.as_ref().is_some_and(|sp| sp.paused);
         if self.may_send && !paused {
-            match self.player.next_frame(&mut s.ours) {
+            let tick = self.player.next_frame(&mut s.ours);
+            if bridged {
+                if tick == PlayerTick::Idle {
+                    s.ours = s.agent;
+                } else {
+                    // An agent who answers while our last prompt plays is heard over it, not lost.
+                    for (o, a) in s.ours.iter_mut().zip(&s.agent) {
+                        *o = o.saturating_add(*a);
+                    }
+                }
+            }
+            match tick {
                 PlayerTick::Finished => {
                     self.end_bot_turn(self.media_time() + TICK, false, shared);
                     if let Some(sp) = self.speech.as_mut() {
@@ -643,6 +702,9 @@ impl MediaCall {
             s.ours.fill(0);
         }
         self.listen(now, s, shared);
+        if bridged {
+            self.listen_agent(now, s, shared);
+        }
         if let Some((dest, len)) = self.session.send_audio(now, &s.ours, &mut s.out) {
             match self
                 .ports
@@ -764,6 +826,7 @@ impl MediaCall {
                     end,
                     cut: reason == UtteranceEnd::MaxLength,
                     submitted,
+                    agent: false,
                 });
                 if !submitted {
                     // The recogniser is saturated: ask for the keypad instead of making the caller wait.
@@ -773,6 +836,123 @@ impl MediaCall {
                 }
             }
             SpeechEvent::NoInput => {}
+        }
+        // Bridged: the dialog asks nothing more, but both sides are still transcribed.
+        if self.agent.is_some() {
+            if let Some(sp) = self
+                .speech
+                .as_mut()
+                .filter(|sp| !sp.pipeline.is_listening())
+            {
+                let _ = sp.pipeline.listen(sp.endpointing, now);
+            }
+        }
+    }
+
+    /// Attaches the agent's leg: from the next tick the caller hears the agent and the agent the caller.
+    fn bridge(&mut self, leg: BridgeLeg, now: Instant, shared: &MediaShared) {
+        let session = match RtpSession::new(leg.session, now) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(call_id = %self.call_id, error = %e, "cannot start the agent leg's media");
+                return;
+            }
+        };
+        let speech = self.speech_cfg.and_then(|cfg| {
+            let mut p = SpeechPipeline::new(cfg).ok()?;
+            p.listen(cfg.endpointer, now).ok()?;
+            Some(p)
+        });
+        if let Some(sp) = self.speech.as_mut() {
+            let _ = sp.pipeline.listen(sp.endpointing, now);
+        }
+        self.agent = Some(AgentMedia {
+            session,
+            ports: leg.ports,
+            speech,
+        });
+        self.timeline(now, "bridged", String::new(), shared);
+    }
+
+    /// Moves one frame each way on a bridged call; false when there is no agent leg.
+    fn bridge_tick(&mut self, now: Instant, s: &mut Scratch) -> bool {
+        let Some(agent) = self.agent.as_mut() else {
+            return false;
+        };
+        drain(&agent.ports.rtp, &mut s.packet, |src, data| {
+            let _ = agent.session.handle_rtp(now, src, data);
+        });
+        drain(&agent.ports.rtcp, &mut s.packet, |src, data| {
+            let _ = agent.session.handle_rtcp(now, src, data);
+        });
+        agent.session.poll_audio(now, &mut s.agent);
+        while agent.session.poll_dtmf().is_some() {}
+        if let Some((dest, len)) = agent.session.send_audio(now, &s.caller, &mut s.out) {
+            let _ = agent
+                .ports
+                .rtp
+                .send_to(s.out.get(..len).unwrap_or(&[]), dest);
+        }
+        if let Some((dest, len)) = agent.session.poll_rtcp(now, &mut s.out) {
+            let _ = agent
+                .ports
+                .rtcp
+                .send_to(s.out.get(..len).unwrap_or(&[]), dest);
+        }
+        true
+    }
+
+    /// Transcribes the agent: their frame, with the caller's (what the agent hears) as the echo reference.
+    fn listen_agent(&mut self, now: Instant, s: &mut Scratch, shared: &MediaShared) {
+        let at = self.media_time();
+        let Some(p) = self.agent.as_mut().and_then(|a| a.speech.as_mut()) else {
+            return;
+        };
+        if p.handle_frame(&s.caller, &s.agent, at, &mut s.agent_cleaned)
+            .is_err()
+        {
+            return;
+        }
+        let mut relisten = false;
+        while let Some(ev) = p.poll_event() {
+            match ev {
+                SpeechEvent::Utterance {
+                    utterance,
+                    start,
+                    end,
+                    reason,
+                    audio,
+                } => {
+                    let utterance = utterance + AGENT_UTTERANCE_BASE;
+                    let submitted = s.asr.as_mut().is_some_and(|asr| {
+                        asr.submit(AsrJob {
+                            call: CallKey(self.key),
+                            utterance,
+                            audio,
+                            partial: false,
+                            prompt: None,
+                        })
+                        .is_ok()
+                    });
+                    let _ = shared.events.send(MediaEvent::Utterance {
+                        key: self.key,
+                        utterance,
+                        start,
+                        end,
+                        cut: reason == UtteranceEnd::MaxLength,
+                        submitted,
+                        agent: true,
+                    });
+                    relisten = true;
+                }
+                SpeechEvent::NoInput => relisten = true,
+                _ => {}
+            }
+        }
+        if relisten {
+            if let (Some(cfg), false) = (self.speech_cfg, p.is_listening()) {
+                let _ = p.listen(cfg.endpointer, now);
+            }
         }
     }
 
@@ -1138,6 +1318,13 @@ impl MediaCall {
 
     fn finish(mut self, shared: &MediaShared) {
         self.end_bot_turn(self.media_time(), true, shared);
+        // The dialog's last word on a call that ended under it (caller hung up): its analytics only.
+        let now = Instant::now();
+        for action in self.dialog.step(DialogEvent::Hangup, now) {
+            if let Action::Analytics(a) = action {
+                self.note(now, DialogNote::Analytics(a), shared);
+            }
+        }
         if let Some(mut rec) = self.recorder.take() {
             let mut tail = Vec::new();
             rec.finish(&mut tail);
@@ -1153,9 +1340,15 @@ impl MediaCall {
         }
         let stats = stats_json(&self.session.stats());
         let (key, port) = (self.key, self.ports.port);
+        let agent_port = self.agent.as_ref().map(|a| a.ports.port);
         // Close the sockets before the port number goes back to the pool, so it can be bound again at once.
         drop(self);
-        let _ = shared.events.send(MediaEvent::Removed { key, port, stats });
+        let _ = shared.events.send(MediaEvent::Removed {
+            key,
+            port,
+            agent_port,
+            stats,
+        });
     }
 }
 

@@ -66,10 +66,9 @@ fn events(rec: &Value, kind: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Whether the caller's transcript (whisper tiny.en on what they heard) holds at least a third of each prompt's
-/// longer words: tiny.en mishears espeak through the phone band a lot ("balance" → "man", "voxgate demo bank"
-/// → "masks gate memo, man"), so exact matching would test whisper, not what reached the caller. Which
-/// prompts were played, exactly, is on the record's timeline.
+/// Whether the caller's transcript (whisper tiny.en on what they heard) holds some of each prompt's longer
+/// words. tiny.en mishears espeak through the phone band a lot ("balance" → "man", "anything else" → "in the
+/// ring of thing else"), so this is a sanity check; [`assert_prompts_reached_caller`] checks the exact audio.
 fn assert_heard(heard: &str, keys: &[&str]) {
     let texts =
         std::fs::read_to_string(common::repo().join("prompts/en/texts.tsv")).expect("texts");
@@ -82,9 +81,49 @@ fn assert_heard(heard: &str, keys: &[&str]) {
         let want: Vec<String> = words(text).into_iter().filter(|w| w.len() >= 4).collect();
         let found = want.iter().filter(|w| words_heard.contains(w)).count();
         assert!(
-            found >= 1 && found * 3 >= want.len(),
+            found >= 1,
             "prompt {key} ({text}) not heard: {found}/{} words in\n{heard}",
             want.len()
+        );
+    }
+}
+
+/// Each prompt's own audio reached the caller: its first 0.25 s is found (normalised correlation over 0.9
+/// after the G.711 round trip) in what the caller received, within 20 s after the dialog queued it.
+fn assert_prompts_reached_caller(heard: &[i16], rec: &Value, keys: &[&str]) {
+    let timeline = rec["timeline"].as_array().cloned().unwrap_or_default();
+    let at = |pred: &dyn Fn(&Value) -> bool| {
+        timeline
+            .iter()
+            .find(|e| pred(e))
+            .and_then(|e| e["at_ms"].as_u64())
+    };
+    let confirmed = at(&|e| e["kind"] == "confirmed").unwrap_or(0);
+    let f32s = |x: &[i16]| {
+        x.iter()
+            .map(|&v| f32::from(v) / 32768.0)
+            .collect::<Vec<f32>>()
+    };
+    for key in keys {
+        let queued = at(&|e| {
+            e["kind"] == "prompt"
+                && e["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.split_whitespace().any(|w| w == *key))
+        })
+        .unwrap_or_else(|| panic!("prompt {key} never played"));
+        let start = (queued.saturating_sub(confirmed) as usize * 8).saturating_sub(8000);
+        let end = (start + 8000 * 20).min(heard.len());
+        let clip = voxgate_media::wav::load_wav_8k_mono(
+            &common::repo().join(format!("prompts/en/{key}.wav")),
+        )
+        .expect("prompt audio");
+        let needle = &clip[..clip.len().min(2000)];
+        let (corr, _) =
+            common::best_correlation(&f32s(heard.get(start..end).unwrap_or(&[])), &f32s(needle));
+        assert!(
+            corr > 0.9,
+            "prompt {key} not in what the caller received (best correlation {corr:.2})"
         );
     }
 }
@@ -155,6 +194,17 @@ fn lost_card_by_keypad_freezes_the_card_and_keeps_the_pin_out_of_the_record() {
     );
     // The caller heard the freeze confirmed with the card's last digits (read out: see the timeline).
     assert_heard(&heard, &["card_frozen", "card_frozen_2", "goodbye"]);
+    assert_prompts_reached_caller(
+        &c.heard(),
+        &rec,
+        &[
+            "ask_account",
+            "ask_pin",
+            "card_frozen",
+            "card_frozen_2",
+            "goodbye",
+        ],
+    );
     assert!(
         prompts(&rec)
             .iter()
@@ -205,6 +255,11 @@ fn balance_by_speech_reads_the_balance_after_verification() {
     );
     assert_heard(
         &heard,
+        &["ask_account", "balance_is", "anything_else", "goodbye"],
+    );
+    assert_prompts_reached_caller(
+        &c.heard(),
+        &rec,
         &["ask_account", "balance_is", "anything_else", "goodbye"],
     );
     // The account number the caller said is masked in the transcript.
@@ -271,6 +326,7 @@ fn agent_request_by_speech_goes_to_a_human() {
         "{d:#}"
     );
     assert_heard(&heard, &["transfer_agent", "no_agent"]);
+    assert_prompts_reached_caller(&c.heard(), &rec, &["transfer_agent", "no_agent"]);
 }
 
 #[test]
@@ -405,4 +461,105 @@ fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn fraud_emergency_is_bridged_to_a_fraud_agent_who_hears_the_caller() {
+    let _turns = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // The fraud agent: baresip answering automatically, saying a line 14 s after it picks up (voxgate's case
+    // number and "connecting you" play for the first 9 s).
+    let adir = std::env::temp_dir().join(format!("voxgate-agent-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&adir);
+    std::fs::create_dir_all(&adir).expect("agent dir");
+    let mut agent_pcm = vec![0i16; 8000 * 14];
+    agent_pcm.extend(common::tts_phone(
+        &adir,
+        "flite:rms",
+        "Fraud team here. I can see your case and your frozen card.",
+    ));
+    agent_pcm.extend(vec![0i16; 8000 * 60]);
+    common::baresip::caller_wav(&adir.join("agent.wav"), &agent_pcm);
+    let agent = common::baresip::Baresip::start(
+        &adir.join("baresip"),
+        &adir.join("agent.wav"),
+        ";answermode=auto;audio_codecs=PCMU/8000/1",
+    );
+    let vg = Voxgate::start_with("fraud-agent", |c| {
+        c.set(
+            "handoff",
+            "agent",
+            &format!(
+                "[{{ name = \"fiona\", uri = \"sip:caller@127.0.0.1:{}\", skills = [\"fraud\", \"general\"] }}]",
+                agent.sip_port
+            ),
+        );
+    });
+    let c = Caller::dial(&vg, BOB, "hotline");
+    assert!(c.answered);
+    turn(&c, "greeting");
+    c.say(&speech(
+        &vg,
+        "I was scammed. Someone told me to move my money to a safe account.",
+    ));
+    turn(&c, "account question");
+    c.keys("87654321");
+    // Case number, "connecting you to our fraud team", then the agent picks up.
+    turn(&c, "fraud case and transfer");
+    c.say(&speech(
+        &vg,
+        "Hello, is this the fraud team? Someone stole my money.",
+    ));
+    // The agent's line comes 14 s after they answered, while or after the caller speaks (full duplex).
+    assert!(
+        c.wait_turn(TURN_GAP, Duration::from_secs(20)),
+        "the agent never spoke"
+    );
+    let heard_by_caller = c.last_turn_text(&vg.dir.join("agent-line.wav"));
+    c.hang_up();
+    let rec = record(&vg);
+    std::thread::sleep(Duration::from_millis(500));
+    let agent_log = agent.log();
+    drop(agent);
+
+    let d = &rec["dialog"];
+    assert_eq!(d["handoff"]["skill"], "fraud", "{d:#}");
+    assert_eq!(d["handoff"]["priority"], true, "{d:#}");
+    assert_eq!(d["handoff"]["agent"], "fiona", "{d:#}\n{agent_log}");
+    assert_eq!(d["contained"], false, "{d:#}");
+    let kinds: Vec<String> = rec["timeline"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .map(|e| e["kind"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    for k in ["agent_ringing", "agent_answered", "bridged"] {
+        assert!(kinds.iter().any(|x| x == k), "{k} missing: {kinds:?}");
+    }
+    // Both sides are on the record, speaker-labelled: the agent's words were transcribed.
+    let turns = rec["turns"].as_array().cloned().unwrap_or_default();
+    let agent_turn = turns
+        .iter()
+        .find(|t| t["speaker"] == "agent")
+        .unwrap_or_else(|| panic!("no agent turn: {:#}", rec["turns"]));
+    let said = agent_turn["text"].as_str().unwrap_or("").to_lowercase();
+    assert!(
+        said.contains("fraud") || said.contains("case") || said.contains("card"),
+        "{said}"
+    );
+    // The caller heard the agent, and the agent heard the caller.
+    assert!(
+        heard_by_caller.contains("case") || heard_by_caller.contains("team"),
+        "{heard_by_caller}"
+    );
+    let heard_by_agent = common::baresip::dump(&adir.join("baresip"), "-dec.wav");
+    let path = adir.join("agent-heard.wav");
+    common::baresip::caller_wav(&path, &heard_by_agent);
+    let text = common::caller::transcribe(&heard_by_agent, &path);
+    assert!(
+        text.contains("fraud") || text.contains("money") || text.contains("stole"),
+        "the agent did not hear the caller: {text}"
+    );
+    let _ = std::fs::remove_dir_all(&adir);
 }

@@ -205,18 +205,9 @@ impl Caller {
     }
 }
 
-fn transcribe(pcm: &[i16], path: &Path) -> String {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).expect("wav");
-    for s in pcm {
-        w.write_sample(*s).expect("write");
-    }
-    w.finalize().expect("finalize");
+/// Writes `pcm` to `path` and transcribes it with the test whisper model (lowercase).
+pub fn transcribe(pcm: &[i16], path: &Path) -> String {
+    super::write_wav(path, pcm);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_voxgate"))
         .arg("transcribe")
         .arg(path)

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod baresip;
 pub mod caller;
 
 pub fn repo() -> PathBuf {
@@ -447,6 +448,21 @@ pub fn tail(s: &str, n: usize) -> String {
 }
 
 /// Reads a WAV file as (sample rate, channels, interleaved samples).
+/// An 8 kHz mono 16-bit WAV.
+pub fn write_wav(path: &Path, pcm: &[i16]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
+    for &s in pcm {
+        w.write_sample(s).expect("write sample");
+    }
+    w.finalize().expect("finalize wav");
+}
+
 pub fn read_wav(path: &Path) -> (u32, u16, Vec<i16>) {
     let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let spec = r.spec();
