@@ -563,3 +563,80 @@ fn fraud_emergency_is_bridged_to_a_fraud_agent_who_hears_the_caller() {
     );
     let _ = std::fs::remove_dir_all(&adir);
 }
+
+#[test]
+fn an_agent_who_does_not_answer_is_cancelled_and_the_next_one_takes_the_call() {
+    let _turns = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let root = std::env::temp_dir().join(format!("voxgate-agents-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("agents dir");
+    let wav = root.join("agent.wav");
+    common::write_wav(&wav, &vec![0i16; 8000 * 60]);
+    // Both have been idle equally long, so the first listed rings first; it never picks up.
+    let slow = common::baresip::Baresip::start(&root.join("slow"), &wav, "");
+    let quick = common::baresip::Baresip::start(&root.join("quick"), &wav, ";answermode=auto");
+    let vg = Voxgate::start_with("ring-next", |c| {
+        c.set("handoff", "ring_timeout_secs", "3");
+        c.set(
+            "handoff",
+            "agent",
+            &format!(
+                "[{{ name = \"slow\", uri = \"sip:caller@127.0.0.1:{}\", skills = [\"general\"] }}, \
+                 {{ name = \"quick\", uri = \"sip:caller@127.0.0.1:{}\", skills = [\"general\"] }}]",
+                slow.sip_port, quick.sip_port
+            ),
+        );
+    });
+    let c = Caller::dial(&vg, BOB, "hotline");
+    assert!(c.answered);
+    c.keys("0");
+    // "Please hold…", 3 s of ringing at the first agent, then the second answers.
+    wait_for_event(&vg, &c, Duration::from_secs(20));
+    c.hang_up();
+    let rec = record(&vg);
+    drop((slow, quick));
+    let tl: Vec<String> = rec["timeline"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter(|e| e["kind"].as_str().is_some_and(|k| k.starts_with("agent")))
+                .map(|e| {
+                    format!(
+                        "{} {}",
+                        e["kind"].as_str().unwrap_or(""),
+                        e["detail"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let pos = |want: &str| {
+        tl.iter()
+            .position(|x| x.starts_with(want))
+            .unwrap_or_else(|| panic!("{want} missing: {tl:?}"))
+    };
+    assert!(pos("agent_ringing slow") < pos("agent_left"), "{tl:?}");
+    assert!(pos("agent_left") < pos("agent_ringing quick"), "{tl:?}");
+    assert!(
+        pos("agent_ringing quick") < pos("agent_answered quick"),
+        "{tl:?}"
+    );
+    assert_eq!(rec["dialog"]["handoff"]["agent"], "quick", "{rec:#}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Waits until the call's record, as the API shows it during the call, says an agent answered.
+fn wait_for_event(vg: &Voxgate, c: &Caller, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline && !c.ended() {
+        let answered = vg.calls().iter().any(|s| {
+            let rec = vg.get_json(&format!("/api/v1/calls/{}", s["id"]));
+            rec["dialog"]["handoff"]["agent"].is_string()
+        });
+        if answered {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("no agent answered within {within:?}");
+}
