@@ -320,6 +320,8 @@ fn media_loop(sock: UdpSocket, shared: Arc<Mutex<Shared>>, ended: Arc<AtomicBool
         return;
     };
     let mut payload = [0u8; 512];
+    let mut playout: VecDeque<[i16; FRAME]> = VecDeque::with_capacity(32);
+    let mut playing = false;
     while !ended.load(Ordering::SeqCst) {
         tick += 1;
         let due = start + Duration::from_millis(20) * tick;
@@ -328,12 +330,27 @@ fn media_loop(sock: UdpSocket, shared: Arc<Mutex<Shared>>, ended: Arc<AtomicBool
         }
         let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
         // Heard audio: one frame per tick (silence when nothing came), so `heard` follows wall time.
-        let mut frame = [0i16; FRAME];
+        // A small playout queue: on a loaded box two packets can land in one tick and none in the next;
+        // keeping both keeps what the caller heard continuous.
         while let Ok((n, _)) = sock.recv_from(&mut buf) {
             if n == 12 + FRAME && buf[1] & 0x7f == 0 {
-                let _ = dec.decode(&buf[12..n], &mut frame);
+                let mut f = [0i16; FRAME];
+                let _ = dec.decode(&buf[12..n], &mut f);
+                if playout.len() < 25 {
+                    playout.push_back(f);
+                }
             }
         }
+        // Start playing once two frames are buffered, like a minimal jitter buffer.
+        let frame = if playing || playout.len() >= 2 {
+            playing = true;
+            playout.pop_front().unwrap_or_else(|| {
+                playing = false;
+                [0i16; FRAME]
+            })
+        } else {
+            [0i16; FRAME]
+        };
         let voiced = rms_dbfs(&frame) > VOICE_DBFS;
         s.heard.extend_from_slice(&frame);
         if voiced {
