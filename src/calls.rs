@@ -854,8 +854,7 @@ impl Controller {
     fn snapshot(&self, handle: CallHandle) {
         if let Some(call) = self.calls.get(&handle) {
             let mut rec = call.record.clone();
-            rec.timeline.sort_by_key(|e| e.at_ms);
-            rec.turns.sort_by_key(|t| t.start_ms);
+            in_time_order(&mut rec);
             self.store.update(handle.0, rec);
         }
     }
@@ -1238,8 +1237,7 @@ impl Controller {
         if let Some(p) = call.ports.take() {
             self.ports.release(p.port);
         }
-        call.record.timeline.sort_by_key(|e| e.at_ms);
-        call.record.turns.sort_by_key(|t| t.start_ms);
+        in_time_order(&mut call.record);
         self.store.save(handle.0, call.record);
     }
 
@@ -1370,6 +1368,12 @@ enum PlaceError {
     NoPorts,
     #[error("INVITE refused: {0}")]
     Invite(voxgate_sip::endpoint::CallError),
+}
+
+/// Events and turns arrive out of order (recognition lags the audio): stored records are in time order.
+fn in_time_order(rec: &mut CallRecord) {
+    rec.timeline.sort_by_key(|e| e.at_ms);
+    rec.turns.sort_by_key(|t| t.start_ms);
 }
 
 /// Keeps the record's dialog summary current: the agent's screen-pop and QA read it.

@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::caller::Caller;
@@ -26,8 +26,13 @@ const BOB: &str = "+15550100002";
 const TURN_GAP: Duration = Duration::from_millis(1200);
 const TURN_LIMIT: Duration = Duration::from_secs(40);
 
-fn start(name: &str) -> Voxgate {
-    Voxgate::start(name)
+/// Takes this file's turn, starts a voxgate and calls it from `from`; the call is answered.
+fn answered_call(name: &str, from: &str) -> (MutexGuard<'static, ()>, Voxgate, Caller) {
+    let turns = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let vg = Voxgate::start(name);
+    let c = Caller::dial(&vg, from, "hotline");
+    assert!(c.answered, "voxgate did not answer");
+    (turns, vg, c)
 }
 
 fn bank(vg: &Voxgate) -> DemoBank {
@@ -149,10 +154,7 @@ fn prompts(rec: &Value) -> Vec<String> {
 
 #[test]
 fn lost_card_by_keypad_freezes_the_card_and_keeps_the_pin_out_of_the_record() {
-    let _turns = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let vg = start("lostcard");
-    let c = Caller::dial(&vg, BOB, "hotline");
-    assert!(c.answered);
+    let (_turns, vg, c) = answered_call("lostcard", BOB);
     turn(&c, "greeting");
     c.keys("2");
     turn(&c, "account question");
@@ -216,11 +218,8 @@ fn lost_card_by_keypad_freezes_the_card_and_keeps_the_pin_out_of_the_record() {
 
 #[test]
 fn balance_by_speech_reads_the_balance_after_verification() {
-    let _turns = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let vg = start("balance");
+    let (_turns, vg, c) = answered_call("balance", BOB);
     let request = speech(&vg, "I would like to check my account balance please.");
-    let c = Caller::dial(&vg, BOB, "hotline");
-    assert!(c.answered);
     turn(&c, "greeting");
     c.say(&request);
     turn(&c, "account question (or confirmation)");
@@ -270,10 +269,7 @@ fn balance_by_speech_reads_the_balance_after_verification() {
 
 #[test]
 fn fraud_emergency_freezes_flags_and_asks_for_the_fraud_team() {
-    let _turns = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let vg = start("fraud");
-    let c = Caller::dial(&vg, BOB, "hotline");
-    assert!(c.answered);
+    let (_turns, vg, c) = answered_call("fraud", BOB);
     turn(&c, "greeting");
     c.say(&speech(
         &vg,
@@ -307,10 +303,7 @@ fn fraud_emergency_freezes_flags_and_asks_for_the_fraud_team() {
 
 #[test]
 fn agent_request_by_speech_goes_to_a_human() {
-    let _turns = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let vg = start("agent");
-    let c = Caller::dial(&vg, BOB, "hotline");
-    assert!(c.answered);
+    let (_turns, vg, c) = answered_call("agent", BOB);
     turn(&c, "greeting");
     c.say(&speech(&vg, "Transfer me to an agent."));
     assert!(
@@ -332,10 +325,7 @@ fn agent_request_by_speech_goes_to_a_human() {
 
 #[test]
 fn known_caller_with_a_declined_payment_is_asked_about_it_first() {
-    let _turns = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let vg = start("predict");
-    let c = Caller::dial(&vg, ALICE, "hotline");
-    assert!(c.answered);
+    let (_turns, vg, c) = answered_call("predict", ALICE);
     turn(&c, "prediction");
     let first = c.last_turn_text(&vg.dir.join("first.wav"));
     c.keys("1");
@@ -363,10 +353,7 @@ fn known_caller_with_a_declined_payment_is_asked_about_it_first() {
 
 #[test]
 fn silence_and_nonsense_escalate_to_a_human() {
-    let _turns = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let vg = start("escalate");
-    let c = Caller::dial(&vg, BOB, "hotline");
-    assert!(c.answered);
+    let (_turns, vg, c) = answered_call("escalate", BOB);
     turn(&c, "greeting");
     c.say(&speech(
         &vg,

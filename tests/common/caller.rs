@@ -351,7 +351,7 @@ fn media_loop(sock: UdpSocket, shared: Arc<Mutex<Shared>>, ended: Arc<AtomicBool
         } else {
             [0i16; FRAME]
         };
-        let voiced = rms_dbfs(&frame) > VOICE_DBFS;
+        let voiced = super::rms_dbfs(&frame) > VOICE_DBFS;
         s.heard.extend_from_slice(&frame);
         if voiced {
             s.last_voice_frame = Some(s.heard.len() / FRAME - 1);
@@ -461,9 +461,4 @@ fn header(pkt: &mut Vec<u8>, pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32)
     pkt.extend_from_slice(&seq.to_be_bytes());
     pkt.extend_from_slice(&ts.to_be_bytes());
     pkt.extend_from_slice(&ssrc.to_be_bytes());
-}
-
-fn rms_dbfs(x: &[i16]) -> f64 {
-    let e: f64 = x.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / x.len().max(1) as f64;
-    10.0 * (e.max(1e-9) / (32768.0f64 * 32768.0)).log10()
 }

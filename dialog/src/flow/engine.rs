@@ -406,10 +406,12 @@ impl Session {
 
     fn set_var(&mut self, name: String, value: Value, confidence: f32) {
         // What the caller gave as an account or card number is shown by its last four digits only.
-        let long_number = self.flow.forms.iter().flat_map(|f| &f.slots).any(|s| {
-            s.var == name
-                && matches!(s.kind, SlotKind::Digits { max, .. } if max >= crate::nlu::REDACT_MIN_DIGITS)
-        });
+        let long_number = self
+            .flow
+            .forms
+            .iter()
+            .flat_map(|f| &f.slots)
+            .any(|s| s.var == name && s.kind.is_long_number());
         let display = match &value {
             Value::Digits(d) if long_number => {
                 let n = d.chars().count();
@@ -806,10 +808,9 @@ impl Session {
     fn digit(&mut self, d: char, now: Instant) {
         let flow = Arc::clone(&self.flow);
         // Account and card numbers are personal data too: their keys are shown masked, like a PIN's.
-        let long_number = self.current_slot().is_some_and(|s| {
-            matches!(flow.forms[self.form].slots[s].kind,
-                SlotKind::Digits { max, .. } if max >= crate::nlu::REDACT_MIN_DIGITS)
-        });
+        let long_number = self
+            .current_slot()
+            .is_some_and(|s| flow.forms[self.form].slots[s].kind.is_long_number());
         let shown = if self.sensitive || (long_number && d.is_ascii_digit()) {
             '*'
         } else {

@@ -111,6 +111,13 @@ pub enum SlotKind {
     Amount,
 }
 
+impl SlotKind {
+    /// Digit strings as long as account and card numbers: personal data, shown masked.
+    pub fn is_long_number(&self) -> bool {
+        matches!(self, SlotKind::Digits { max, .. } if *max >= crate::nlu::REDACT_MIN_DIGITS)
+    }
+}
+
 /// Endpointing preset for the answer (the media side maps it to silence timeouts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpointing {
