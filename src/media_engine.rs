@@ -192,6 +192,12 @@ pub enum MediaEvent {
     },
     /// A recognition result from the ASR pool (routed through the controller, which knows the call's thread).
     Asr(Box<voxgate_asr::AsrResult>),
+    /// The voiceprint worker finished something for the call (an enrolment).
+    Voiceprint {
+        key: u64,
+        outcome: &'static str,
+        detail: String,
+    },
     /// The call left its media thread; its ports (and its agent leg's) can be reused.
     Removed {
         key: u64,
@@ -220,6 +226,8 @@ pub struct MediaShared {
     pub events: UnboundedSender<MediaEvent>,
     pub recordings: RecordingSink,
     pub metrics: Arc<Metrics>,
+    /// Caller turns go here too when voiceprints are on.
+    pub voiceprints: Option<crate::voiceprint::Voiceprints>,
 }
 
 impl MediaShared {
@@ -818,6 +826,9 @@ impl MediaCall {
                 audio,
             } => {
                 Metrics::inc(&shared.metrics.utterances_total);
+                if let Some(v) = shared.voiceprints.as_ref().filter(|_| !self.sensitive) {
+                    v.speech(self.key, audio.clone());
+                }
                 let submitted = self.submit_asr(s, utterance, audio, false);
                 let _ = shared.events.send(MediaEvent::Utterance {
                     key: self.key,
@@ -1363,10 +1374,11 @@ fn endpointing(step: Endpointing, site: EndpointerConfig) -> EndpointerConfig {
         Endpointing::YesNo => EndpointerConfig::yes_no(),
         Endpointing::DigitString => EndpointerConfig::digit_string(),
     };
+    // No-input timing stays the dialog's (the site config has it off): an endpointer timer would stop
+    // listening part-way through a long question and the answer would go unheard.
     EndpointerConfig {
         end_silence_ms: preset.end_silence_ms,
         max_utterance_ms: preset.max_utterance_ms,
-        no_input_ms: preset.no_input_ms,
         ..site
     }
 }
@@ -1504,5 +1516,33 @@ impl MediaPool {
         for t in self.threads {
             let _ = t.handle.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_presets_never_arm_an_endpointer_no_input_timer() {
+        // The site config leaves no-input to the dialog; a preset's timer would stop listening while a long
+        // question is still playing and the caller's answer would be lost.
+        let site = EndpointerConfig {
+            no_input_ms: 0,
+            ..EndpointerConfig::free_speech()
+        };
+        for step in [
+            Endpointing::FreeSpeech,
+            Endpointing::YesNo,
+            Endpointing::DigitString,
+        ] {
+            let cfg = endpointing(step, site);
+            assert_eq!(cfg.no_input_ms, 0, "{step:?}");
+        }
+        assert_eq!(endpointing(Endpointing::YesNo, site).end_silence_ms, 500);
+        assert_eq!(
+            endpointing(Endpointing::DigitString, site).end_silence_ms,
+            1_500
+        );
     }
 }

@@ -51,6 +51,9 @@ metrics! {
     store_errors_total: "counter", "Failed writes to the call store.";
     backend_calls_total: "counter", "Backend operations run for call flows.";
     backend_failures_total: "counter", "Backend operations that found the backend down, slow or answering garbage.";
+    voiceprint_turns_dropped_total: "counter", "Caller turns the busy voiceprint worker could not take (verification then has less speech).";
+    voiceprint_verifications_total: "counter", "Caller voiceprints compared with an enrolled template.";
+    voiceprint_enrolments_total: "counter", "Voiceprint templates stored after consented enrolment.";
     flow_reloads_total: "counter", "Successful call-flow reloads (SIGHUP).";
     flow_reload_errors_total: "counter", "Call-flow reloads refused because a flow or its prompts were invalid.";
     sip_requests_total: "counter", "SIP requests received, retransmissions included.";

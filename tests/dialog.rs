@@ -628,3 +628,126 @@ fn wait_for_event(vg: &Voxgate, c: &Caller, within: Duration) {
     }
     panic!("no agent answered within {within:?}");
 }
+
+/// A low-confidence intent is confirmed ("…, right?"): say yes.
+fn confirm_if_asked(vg: &Voxgate, c: &Caller, next: &str) {
+    if c.last_turn_text(&vg.dir.join("last-turn.wav"))
+        .contains("right")
+    {
+        c.say(&speech(vg, "Yes."));
+        turn(c, next);
+    }
+}
+
+/// The ended call that started last (several calls on one voxgate).
+fn latest_record(vg: &Voxgate, n: usize) -> Value {
+    vg.wait_ended_calls(n, Duration::from_secs(30))
+        .into_iter()
+        .max_by_key(|r| r["started_at_ms"].as_i64())
+        .expect("a record")
+}
+
+/// Calls from Bob's number to one voxgate with voiceprints on: the first enrols after the PIN (with consent),
+/// the second is recognised by voice and hears the balance without a PIN, the third — another voice on Bob's
+/// number — is not recognised and is asked for account and PIN.
+#[test]
+fn a_consented_voiceprint_lets_bob_skip_the_pin_and_an_impostor_does_not() {
+    let turns = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    common::install_voiceprint_model();
+    let vg = Voxgate::start_with("voiceprint", |cfg| {
+        cfg.set("dialog", "voiceprint", "true");
+        cfg.set("dialog", "voiceprint_enroll_secs", "5");
+        cfg.set("dialog", "voiceprint_min_secs", "2");
+    });
+    let request = speech(
+        &vg,
+        "Hello there, I would like to check my account balance please, thank you.",
+    );
+    let impostor = common::tts_phone(
+        &vg.dir,
+        "flite:rms",
+        "Hello there, I would like to check my account balance please, thank you.",
+    );
+
+    // 1. Enrolment: not enrolled yet, so account and PIN; then the offer.
+    let c = Caller::dial(&vg, BOB, "hotline");
+    assert!(c.answered);
+    turn(&c, "greeting");
+    c.say(&request);
+    turn(&c, "account question");
+    confirm_if_asked(&vg, &c, "account question");
+    c.keys("87654321");
+    turn(&c, "PIN question");
+    c.keys("1357#");
+    turn(&c, "voiceprint offer");
+    c.say(&speech(
+        &vg,
+        "Yes please, that sounds useful. I call about my account quite often, so it would save me time.",
+    ));
+    turn(&c, "balance");
+    c.say(&speech(&vg, "No, thank you."));
+    assert!(c.wait_ended(Duration::from_secs(30)), "call 1 never ended");
+    let rec = latest_record(&vg, 1);
+    let d = &rec["dialog"];
+    assert_eq!(d["verification"], "ok", "{d:#}");
+    assert_eq!(d["voiceprint"], "enrolled", "{d:#}");
+    assert!(
+        prompts(&rec).iter().any(|p| p == "voice_offer"),
+        "{:?}",
+        prompts(&rec)
+    );
+    assert_eq!(d["slots"]["balance"]["display"], "88.10 USD", "{d:#}");
+    assert_eq!(vg.metric("voxgate_voiceprint_enrolments_total"), 1);
+
+    // 2. Bob again: recognised by voice, balance without account or PIN.
+    let c = Caller::dial(&vg, BOB, "hotline");
+    assert!(c.answered);
+    turn(&c, "greeting");
+    c.say(&request);
+    turn(&c, "balance by voice");
+    confirm_if_asked(&vg, &c, "balance by voice");
+    c.say(&speech(&vg, "No, thank you."));
+    assert!(c.wait_ended(Duration::from_secs(30)), "call 2 never ended");
+    let heard = c.transcript(&vg.dir.join("heard-2.wav"));
+    let rec = latest_record(&vg, 2);
+    let d = &rec["dialog"];
+    assert_eq!(d["voiceprint"], "accept", "{d:#}");
+    let score: f32 = d["slots"]["voiceprint_score"]["display"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("score");
+    eprintln!("same voice: score {score:.3}");
+    assert!(d["verification"].is_null(), "no PIN asked: {d:#}");
+    assert_eq!(d["slots"]["balance"]["display"], "88.10 USD", "{d:#}");
+    assert_eq!(d["slots"]["account"]["display"], "****4321", "{d:#}");
+    assert_eq!(rec["digits"], "", "no keys pressed: {rec:#}");
+    let played = prompts(&rec);
+    assert!(played.iter().any(|p| p == "voice_recognised"), "{played:?}");
+    assert!(!played.iter().any(|p| p.starts_with("ask_")), "{played:?}");
+    assert_heard(&heard, &["voice_recognised", "balance_is"]);
+    assert_prompts_reached_caller(&c.heard(), &rec, &["voice_recognised", "balance_is"]);
+
+    // 3. Another voice on Bob's number: not recognised; the usual account and PIN questions.
+    let c = Caller::dial(&vg, BOB, "hotline");
+    assert!(c.answered);
+    turn(&c, "greeting");
+    c.say(&impostor);
+    turn(&c, "account question");
+    c.hang_up();
+    let rec = latest_record(&vg, 3);
+    let d = &rec["dialog"];
+    assert_eq!(d["voiceprint"], "reject", "{d:#}");
+    let score: f32 = d["slots"]["voiceprint_score"]["display"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("score");
+    eprintln!("other voice: score {score:.3}");
+    assert!(
+        prompts(&rec).iter().any(|p| p == "ask_account"),
+        "{:?}",
+        prompts(&rec)
+    );
+    // Call 1 had no template to compare with.
+    assert_eq!(vg.metric("voxgate_voiceprint_verifications_total"), 2);
+    drop(turns);
+}

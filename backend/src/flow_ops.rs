@@ -30,6 +30,7 @@ pub fn run(
             match call(&Request::LookupCaller { phone })? {
                 Response::Customer(c) => {
                     set("customer_known", Value::Bool(true));
+                    set("customer_id", Value::Text(c.customer_id));
                     set("customer_name", Value::Text(c.name));
                     set("vip", Value::Bool(c.vip));
                     if let Some(e) = c.recent_events.first() {
@@ -52,6 +53,8 @@ pub fn run(
                 Response::PinOk { customer_id } => {
                     set("verify_result", Value::Text("ok".into()));
                     set("verified", Value::Bool(true));
+                    set("pin_verified", Value::Bool(true));
+                    set("customer_id", Value::Text(customer_id.clone()));
                     if let Ok(Response::Customer(c)) = backend.call(&Request::GetCustomer {
                         customer: customer_id,
                     }) {
@@ -144,6 +147,8 @@ pub fn run(
                 other => return Err(unexpected(op, &other)),
             }
         }
+        // Answered by the appliance from the caller's speech, never by the bank.
+        Op::VoiceprintVerify | Op::VoiceprintEnroll => return Err(BackendFailure::Refused),
     }
     Ok(out)
 }

@@ -55,6 +55,23 @@ pub fn asr_models_dir() -> PathBuf {
     .clone()
 }
 
+/// The speaker encoder, installed (once) into [`asr_models_dir`] before a voxgate with voiceprints starts.
+pub fn install_voiceprint_model() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+            .args(["models", "install", "--model", "voiceprint", "--dir"])
+            .arg(asr_models_dir())
+            .output()
+            .expect("run voxgate models install");
+        assert!(
+            out.status.success(),
+            "voiceprint model install failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
 /// `text` spoken by a TTS engine (`flite:VOICE` or `espeak:VOICE`) through a telephone channel: 8 kHz,
 /// 300–3400 Hz, peak -6 dBFS.
 pub fn tts_phone(dir: &Path, voice: &str, text: &str) -> Vec<i16> {
@@ -140,6 +157,8 @@ impl Voxgate {
             "flow",
             &format!("{:?}", repo().join("flows/bank.en.toml").to_string_lossy()),
         );
+        // Voiceprints add an enrolment offer after the PIN; the tests that are about them turn them on.
+        cfg.set("dialog", "voiceprint", "false");
         cfg.set("recording", "dir", "\"recordings\"");
         cfg.set("storage", "path", "\"voxgate.db\"");
         cfg.set("http", "bind", &format!("\"127.0.0.1:{http_port}\""));

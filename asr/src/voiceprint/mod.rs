@@ -164,6 +164,23 @@ impl SpeakerEncoder {
     }
 }
 
+/// Keeps the 20 ms frames that carry speech: endpointed turns include pre-roll and most of a second of trailing
+/// silence, which Resemblyzer trims with its own VAD before embedding. A frame is kept when it is within 40 dB
+/// of the turn's loudest frame and above -55 dBFS.
+pub fn speech_only(pcm_8k: &[i16]) -> Vec<i16> {
+    const FRAME: usize = INPUT_RATE_HZ as usize / 50;
+    let energy = |f: &[i16]| f.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / f.len() as f64;
+    let loudest = pcm_8k.chunks(FRAME).map(energy).fold(0.0, f64::max);
+    // -55 dBFS and 40 dB as power ratios.
+    let floor = (f64::from(i16::MAX).powi(2) * 10f64.powf(-5.5)).max(loudest * 1e-4);
+    pcm_8k
+        .chunks(FRAME)
+        .filter(|f| energy(f) >= floor)
+        .flatten()
+        .copied()
+        .collect()
+}
+
 /// A customer's enrolled voiceprint: the mean embedding and how much speech it was built from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {

@@ -45,3 +45,19 @@ fn similarity_and_verdicts() {
     assert!(Embedding::from_vec(vec![0.0; EMBEDDING_DIM]).is_none());
     assert!(Embedding::from_vec(vec![1.0; 3]).is_none());
 }
+
+#[test]
+fn speech_only_drops_leading_and_trailing_silence() {
+    let frame = 160;
+    let mut pcm = vec![0i16; 10 * frame];
+    // 30 frames of a 400 Hz tone at about -12 dBFS, with faint hiss (-70 dBFS) around it.
+    pcm.extend(
+        (0..30 * frame).map(|i| {
+            (8000.0 * (i as f32 * 2.0 * std::f32::consts::PI * 400.0 / 8000.0).sin()) as i16
+        }),
+    );
+    pcm.extend((0..35 * frame).map(|i| if i % 2 == 0 { 10 } else { -10 }));
+    let kept = speech_only(&pcm);
+    assert_eq!(kept.len(), 30 * frame);
+    assert!(speech_only(&[0i16; 1600]).is_empty());
+}

@@ -169,6 +169,10 @@ pub enum Analytics {
     Verification {
         outcome: String,
     },
+    /// `accept`, `reject`, `not_enough_speech`, `no_template`, `enrolling`.
+    Voiceprint {
+        outcome: String,
+    },
     BackendFailed {
         op: &'static str,
         failure: BackendFailure,
@@ -502,10 +506,12 @@ impl Session {
         let unmet = f
             .requires
             .iter()
-            .any(|v| !self.vars.get(v).is_some_and(Value::is_truthy));
-        if unmet {
+            .find(|v| !self.vars.get(*v).is_some_and(Value::is_truthy));
+        if let Some(unmet) = unmet {
             match flow.verify {
                 Some(verify) if verify != form => {
+                    self.vars
+                        .insert("required".into(), Value::Text(unmet.clone()));
                     self.return_to = Some(form);
                     return self.enter(verify, now);
                 }
@@ -760,6 +766,11 @@ impl Session {
                         .get("verify_result")
                         .map_or_else(|| "unknown".to_string(), Value::display);
                     self.emit(Action::Analytics(Analytics::Verification { outcome }));
+                }
+                if matches!(op, Op::VoiceprintVerify | Op::VoiceprintEnroll) {
+                    if let Some(outcome) = self.vars.get("voiceprint").map(Value::display) {
+                        self.emit(Action::Analytics(Analytics::Voiceprint { outcome }));
+                    }
                 }
                 self.run_steps(now);
             }

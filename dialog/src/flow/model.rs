@@ -207,7 +207,8 @@ pub enum CommandAction {
 }
 
 /// Backend operations a flow may invoke. The dialog knows their inputs and outputs (for validation and
-/// variable types); the appliance maps them onto its backend.
+/// variable types); the appliance maps them onto its backend, except the voiceprint ones, which the
+/// appliance answers itself from the caller's speech.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
     LookupCaller,
@@ -216,16 +217,22 @@ pub enum Op {
     Transactions,
     FreezeCard,
     ReportFraud,
+    /// Compares the caller's speech so far with the customer's enrolled voiceprint.
+    VoiceprintVerify,
+    /// Starts (consented) enrolment: the caller's speech in this call becomes the customer's voiceprint.
+    VoiceprintEnroll,
 }
 
 impl Op {
-    pub const ALL: [Op; 6] = [
+    pub const ALL: [Op; 8] = [
         Op::LookupCaller,
         Op::VerifyPin,
         Op::Balance,
         Op::Transactions,
         Op::FreezeCard,
         Op::ReportFraud,
+        Op::VoiceprintVerify,
+        Op::VoiceprintEnroll,
     ];
 
     pub fn name(self) -> &'static str {
@@ -236,6 +243,8 @@ impl Op {
             Op::Transactions => "transactions",
             Op::FreezeCard => "freeze_card",
             Op::ReportFraud => "report_fraud",
+            Op::VoiceprintVerify => "voiceprint_verify",
+            Op::VoiceprintEnroll => "voiceprint_enroll",
         }
     }
 
@@ -249,6 +258,10 @@ impl Op {
             Op::LookupCaller => &["caller"],
             Op::VerifyPin => &["account", "pin"],
             Op::Balance | Op::Transactions | Op::FreezeCard | Op::ReportFraud => &["account"],
+            Op::VoiceprintVerify => &["customer_id"],
+            // The account verified with the PIN is kept with the voiceprint: a recognised voice later
+            // stands for it.
+            Op::VoiceprintEnroll => &["customer_id", "account"],
         }
     }
 
@@ -257,6 +270,7 @@ impl Op {
         match self {
             Op::LookupCaller => &[
                 "customer_known",
+                "customer_id",
                 "customer_name",
                 "vip",
                 "recent_event",
@@ -265,20 +279,27 @@ impl Op {
             Op::VerifyPin => &[
                 "verify_result",
                 "verified",
+                "pin_verified",
+                "customer_id",
                 "customer_name",
                 "vip",
                 "attempts_left",
+                "voiceprint_offer",
             ],
             Op::Balance => &["balance"],
             Op::Transactions => &["last_amount", "transaction_count"],
             Op::FreezeCard => &["card_last4", "card_frozen"],
             Op::ReportFraud => &["case_id", "card_last4", "card_frozen"],
+            // An accepted voice also identifies the customer's account.
+            Op::VoiceprintVerify => &["voiceprint", "voiceprint_score", "account"],
+            Op::VoiceprintEnroll => &["voiceprint"],
         }
     }
 }
 
-/// Variables the engine sets itself at call start.
-pub const BUILTIN_VARS: [&str; 2] = ["caller", "called"];
+/// Variables the engine sets itself: the numbers at call start, and `required` (the unmet requirement that
+/// sent the caller to the verify form, so it can tell a step-up from a first verification).
+pub const BUILTIN_VARS: [&str; 3] = ["caller", "called", "required"];
 
 /// One step of a form's `do` list, with its optional condition.
 #[derive(Debug, Clone, PartialEq)]

@@ -153,6 +153,7 @@ fn verify(c: &mut Call, account_by_speech: bool) -> Vec<Action> {
         Ok(vec![
             ("verify_result", Value::Text("ok".into())),
             ("verified", Value::Bool(true)),
+            ("pin_verified", Value::Bool(true)),
         ]),
     )
 }
@@ -681,6 +682,7 @@ fn keys_of_pins_and_account_numbers_are_masked_and_a_late_terminator_is_swallowe
         Ok(vec![
             ("verify_result", Value::Text("ok".into())),
             ("verified", Value::Bool(true)),
+            ("pin_verified", Value::Bool(true)),
         ]),
     );
     assert!(prompts(&a).contains(&"confirm_freeze".to_string()), "{a:?}");
@@ -693,4 +695,117 @@ fn keys_of_pins_and_account_numbers_are_masked_and_a_late_terminator_is_swallowe
     // The next key answers the question.
     let a = c.keys("1");
     assert_eq!(invoked(&a).map(|i| i.1), Some(Op::FreezeCard));
+}
+
+/// A caller whose number belongs to a customer (who may have a voiceprint), at the greeting.
+fn known_caller_at_greeting() -> Call {
+    let mut c = Call::new(bank());
+    let a = c.start("+15550100002");
+    let a = c.reply(
+        &a,
+        Ok(vec![
+            ("customer_known", Value::Bool(true)),
+            ("customer_id", Value::Text("C3".into())),
+            ("customer_name", Value::Text("Bob Li".into())),
+        ]),
+    );
+    assert_eq!(prompts(&a), ["greeting"]);
+    c.done();
+    c
+}
+
+#[test]
+fn a_recognised_voice_verifies_a_balance_request_and_a_card_action_steps_up_to_the_pin() {
+    let mut c = known_caller_at_greeting();
+    let a = c.say("check my account balance", 0.9);
+    let (_, op, args) = invoked(&a).expect("voiceprint check");
+    assert_eq!(op, Op::VoiceprintVerify);
+    assert_eq!(
+        args,
+        [("customer_id".to_string(), Value::Text("C3".into()))]
+    );
+    let a = c.reply(
+        &a,
+        Ok(vec![
+            ("voiceprint", Value::Text("accept".into())),
+            ("account", Value::Digits("87654321".into())),
+        ]),
+    );
+    assert!(a.contains(&Action::Analytics(Analytics::Voiceprint {
+        outcome: "accept".into()
+    })));
+    // The account shows masked even though no slot collected it.
+    assert!(a.iter().any(|a| matches!(a,
+        Action::SlotFilled { name, display, .. } if name == "account" && display == "****4321")));
+    assert_eq!(prompts(&a), ["voice_recognised"]);
+    let (_, op, args) = invoked(&a).expect("balance without a PIN");
+    assert_eq!(op, Op::Balance);
+    assert_eq!(args[0].1, Value::Digits("87654321".into()));
+    c.reply(&a, Ok(vec![("balance", Value::Number(8810))]));
+    c.done();
+    // Freezing a card is riskier: the PIN is asked although the voice matched; the account is known.
+    let a = c.say("I lost my card", 0.9);
+    assert_eq!(prompts(&a), ["ask_pin"]);
+    c.done();
+    let a = c.keys("1357#");
+    assert_eq!(invoked(&a).map(|i| i.1), Some(Op::VerifyPin));
+}
+
+#[test]
+fn an_unrecognised_voice_falls_back_to_account_and_pin() {
+    for outcome in ["reject", "not_enough_speech", "no_template"] {
+        let mut c = known_caller_at_greeting();
+        let a = c.say("check my account balance", 0.9);
+        let a = c.reply(&a, Ok(vec![("voiceprint", Value::Text(outcome.into()))]));
+        assert_eq!(prompts(&a), ["ask_account"], "{outcome}");
+    }
+    // Voiceprints off or failing: the same.
+    let mut c = known_caller_at_greeting();
+    let a = c.say("check my account balance", 0.9);
+    let a = c.reply(&a, Err(BackendFailure::Refused));
+    assert_eq!(prompts(&a), ["ask_account"]);
+    // An unknown number is never voice-checked.
+    let mut c = at_greeting();
+    let a = c.say("check my account balance", 0.9);
+    assert_eq!(invoked(&a), None);
+    assert_eq!(prompts(&a), ["ask_account"]);
+}
+
+#[test]
+fn voiceprint_enrolment_is_offered_after_the_pin_and_needs_consent() {
+    for (answer, enrols) in [("yes please", true), ("no thanks", false)] {
+        let mut c = at_greeting();
+        c.say("check my account balance", 0.9);
+        c.say("one two three four five six seven eight", 0.9);
+        c.done();
+        let a = c.keys("1357#");
+        let a = c.reply(
+            &a,
+            Ok(vec![
+                ("verify_result", Value::Text("ok".into())),
+                ("verified", Value::Bool(true)),
+                ("pin_verified", Value::Bool(true)),
+                ("customer_id", Value::Text("C3".into())),
+                ("voiceprint_offer", Value::Bool(true)),
+            ]),
+        );
+        assert_eq!(prompts(&a), ["verified_ok", "voice_offer"]);
+        c.done();
+        let a = c.say(answer, 0.9);
+        let a = if enrols {
+            let (_, op, args) = invoked(&a).expect("enrol");
+            assert_eq!(op, Op::VoiceprintEnroll);
+            assert!(args.contains(&("account".to_string(), Value::Digits("12345678".into()))));
+            let a = c.reply(
+                &a,
+                Ok(vec![("voiceprint", Value::Text("enrolling".into()))]),
+            );
+            assert_eq!(prompts(&a), ["voice_enrolling"]);
+            a
+        } else {
+            a
+        };
+        // Then the request the caller came with.
+        assert_eq!(invoked(&a).map(|i| i.1), Some(Op::Balance), "{answer}");
+    }
 }
