@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Renders the bundled English prompt set into prompts/en/ as 8 kHz 16-bit mono WAV: the prompts of the
-# bundled flows plus the readout fragments (numbers, digits, currencies) and hold music.
+# Renders the bundled prompt sets as 8 kHz 16-bit mono WAV: prompts/en/ (the prompts of the English flows
+# plus the readout fragments: numbers, digits, currencies) with hold music, and prompts/zh/ from
+# prompts/zh/pinyin.tsv (espeak-ng's Mandarin voice reads pinyin; scripts/zh-pinyin.py writes that file from
+# the Mandarin flows).
 #
 # Needs espeak-ng, sox and cargo. Output is deterministic (no dither), so re-running it only
-# changes files whose text or settings changed. Usage: scripts/make-prompts.sh [OUT_DIR]
+# changes files whose text or settings changed. Usage: scripts/make-prompts.sh [EN_DIR [ZH_DIR]]
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -78,3 +80,31 @@ sox -D "${parts[@]}" -r 8000 -b 16 -c 1 -e signed-integer "$out/music/hold.wav" 
 
 sort "$texts" >"$out/texts.tsv"
 echo "prompts written to $out"
+
+# Mandarin. Every prompt of every Mandarin flow must have a pronunciation.
+zh_out="${2:-$here/../prompts/zh}"
+pinyin="$here/../prompts/zh/pinyin.tsv"
+for flow in "$here"/../flows/*.toml; do
+    if [ "$(sed -n 's/^language *= *"\(.*\)"/\1/p' "$flow" | head -n1)" != "zh" ]; then
+        continue
+    fi
+    while IFS=$'\t' read -r key text; do
+        if ! grep -q "^$key"$'\t'"$text"$'\t' "$pinyin"; then
+            echo "error: $key of $flow has no current pinyin; run scripts/zh-pinyin.py" >&2
+            exit 1
+        fi
+    done < <(cd "$here/.." && cargo run -q --bin voxgate -- flow prompts "$flow")
+done
+: >"$tmp/zh-texts.tsv"
+while IFS=$'\t' read -r key text py; do
+    mkdir -p "$zh_out/$(dirname "$key")"
+    printf '%s\t%s\n' "$key" "$text" >>"$tmp/zh-texts.tsv"
+    espeak-ng -v cmn-latn-pinyin+f2 -s 135 -w "$tmp/raw.wav" -- "$py"
+    sox -D "$tmp/raw.wav" -r 8000 -b 16 -c 1 -e signed-integer "$zh_out/$key.wav" \
+        silence 1 0.02 0.5% reverse silence 1 0.02 0.5% reverse \
+        rate -v 8k norm -3
+done <"$pinyin"
+mkdir -p "$zh_out/music"
+cp "$out/music/hold.wav" "$zh_out/music/hold.wav"
+sort "$tmp/zh-texts.tsv" >"$zh_out/texts.tsv"
+echo "prompts written to $zh_out"

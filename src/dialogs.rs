@@ -37,6 +37,10 @@ pub enum DialogsError {
     #[error("cannot load prompts from {dir}: {source}")]
     Prompts { dir: PathBuf, source: PlayerError },
     #[error(
+        "{flow}: a Mandarin flow needs the multilingual speech model; [asr] model = tiny.en is English-only (set model = \"base\")"
+    )]
+    EnglishOnlyModel { flow: PathBuf },
+    #[error(
         "{flow}: no audio for prompt(s) {missing} in {dir} (render them with scripts/make-prompts.sh)"
     )]
     MissingAudio {
@@ -53,6 +57,14 @@ impl Dialogs {
         let mut caches: HashMap<String, LanguageSet> = HashMap::new();
         let mut load_one = |path: &Path| -> Result<DialogSet, DialogsError> {
             let flow = Arc::new(flow::load_file(path)?);
+            if flow.language == "zh"
+                && cfg.speech.enabled
+                && cfg.asr.model == voxgate_config::AsrModel::TinyEn
+            {
+                return Err(DialogsError::EnglishOnlyModel {
+                    flow: path.to_path_buf(),
+                });
+            }
             let dir = cfg.prompts.dir.join(&flow.language);
             let (prompts, base_texts) = match caches.get(&flow.language) {
                 Some(c) => c.clone(),

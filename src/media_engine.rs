@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::sync::mpsc::UnboundedSender;
-use voxgate_asr::{AsrJob, CallKey, JobSubmitter};
+use voxgate_asr::{AsrJob, CallKey, JobSubmitter, Language};
 use voxgate_dialog::flow::{
     Action, Analytics, BackendFailure, Endpointing, Event as DialogEvent, Flow, Op, Say, Session,
     Value,
@@ -505,6 +505,10 @@ struct MediaCall {
     agent: Option<AgentMedia>,
     /// Speech settings, for the agent leg's recogniser.
     speech_cfg: Option<PipelineConfig>,
+    /// The flow's language: what the recogniser decodes and how amounts are read out.
+    language: Language,
+    /// What every Mandarin decode is prompted with first (whisper follows the prompt's script).
+    language_prompt: Option<Arc<str>>,
 }
 
 /// The agent's side of a bridged call.
@@ -555,6 +559,17 @@ impl MediaCall {
         let may_send = session.direction.may_send();
         let held = session.direction != Direction::SendRecv;
         let speech_cfg = speech;
+        let language = match flow.language.as_str() {
+            "zh" => Language::Mandarin,
+            _ => Language::English,
+        };
+        let language_prompt: Option<Arc<str>> =
+            (language == Language::Mandarin).then(|| Arc::from(crate::speech::MANDARIN_PROMPT));
+        let asr_prompt = match (&language_prompt, asr_prompt) {
+            (Some(zh), None) => Some(zh.clone()),
+            (Some(zh), Some(p)) => Some(Arc::from(format!("{zh}{p}"))),
+            (None, p) => p,
+        };
         let session = match RtpSession::new(session, now) {
             Ok(s) => s,
             Err(e) => return Err((key, ports.port, StartError::Session(e))),
@@ -609,6 +624,8 @@ impl MediaCall {
             bot_turn: None,
             agent: None,
             speech_cfg,
+            language,
+            language_prompt,
         };
         // The dialog starts listening when it asks its first question.
         call.dialog_event(now, DialogEvent::Started { caller, called }, shared);
@@ -941,7 +958,8 @@ impl MediaCall {
                             utterance,
                             audio,
                             partial: false,
-                            prompt: None,
+                            prompt: self.language_prompt.clone(),
+                            language: Some(self.language),
                         })
                         .is_ok()
                     });
@@ -984,6 +1002,7 @@ impl MediaCall {
             audio,
             partial,
             prompt: self.speech.as_ref().and_then(|sp| sp.prompt.clone()),
+            language: Some(self.language),
         })
         .is_ok()
     }
@@ -1171,11 +1190,11 @@ impl MediaCall {
                             if let Err(e) = sp.pipeline.listen(cfg, now) {
                                 tracing::warn!(call_id = %self.call_id, error = %e, "cannot start listening");
                             }
-                            sp.prompt = listen
-                                .bias
-                                .as_deref()
-                                .map(Arc::from)
-                                .or_else(|| sp.default_prompt.clone());
+                            sp.prompt = match (listen.bias.as_deref(), &self.language_prompt) {
+                                (Some(b), Some(zh)) => Some(Arc::from(format!("{zh}{b}"))),
+                                (Some(b), None) => Some(Arc::from(b)),
+                                (None, _) => sp.default_prompt.clone(),
+                            };
                         } else {
                             // Keypad-only step: nothing said is recognised.
                             sp.pipeline.stop_listening();
@@ -1262,7 +1281,14 @@ impl MediaCall {
             Say::Money {
                 minor_units,
                 currency,
+            } if self.language == Language::Mandarin => {
+                keys(readout::zh::currency(*minor_units, currency))
+            }
+            Say::Money {
+                minor_units,
+                currency,
             } => keys(readout::currency(*minor_units, currency)),
+            Say::Digits(d) if self.language == Language::Mandarin => keys(readout::zh::digits(d)),
             Say::Digits(d) => keys(readout::digits(d)),
             Say::Number(n) => {
                 let mut k = if *n < 0 {
@@ -1270,7 +1296,11 @@ impl MediaCall {
                 } else {
                     Vec::new()
                 };
-                k.extend(keys(readout::number(n.unsigned_abs())));
+                k.extend(keys(if self.language == Language::Mandarin {
+                    readout::zh::number(n.unsigned_abs())
+                } else {
+                    readout::number(n.unsigned_abs())
+                }));
                 k
             }
         };

@@ -18,7 +18,7 @@ use voxgate_media::speech::{
 use crate::media_engine::MediaEvent;
 
 /// Mandarin decodes must come back in Simplified Chinese; whisper follows the script of its prompt.
-const MANDARIN_PROMPT: &str = "以下是普通话的句子，使用简体中文。";
+pub const MANDARIN_PROMPT: &str = "以下是普通话的句子，使用简体中文。";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpeechError {

@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use thiserror::Error;
 use whisper_rs::WhisperContext;
 
-use crate::recognizer::{AsrError, Recognizer, RecognizerConfig, Transcript};
+use crate::recognizer::{AsrError, Language, Recognizer, RecognizerConfig, Transcript};
 
 /// Identifies a call to the pool's user; opaque here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,6 +31,9 @@ pub struct AsrJob {
     pub partial: bool,
     /// Domain biasing for this dialog step; `None` uses the pool's configured prompt.
     pub prompt: Option<Arc<str>>,
+    /// The call's language when it differs from the pool's (a Mandarin number on a box set up for English);
+    /// needs the multilingual model.
+    pub language: Option<Language>,
 }
 
 #[derive(Debug)]
@@ -381,10 +384,11 @@ impl Worker {
                 recv(self.stopped) -> _ => return,
             };
             let started = Instant::now();
-            let outcome = self.recognizer.transcribe_pcm(
+            let outcome = self.recognizer.transcribe_pcm_in(
                 &job.audio,
                 self.input_rate_hz,
                 job.prompt.as_deref(),
+                job.language,
             );
             let decode = started.elapsed();
             self.counters.decoded.fetch_add(1, Ordering::Relaxed);
@@ -420,6 +424,7 @@ mod tests {
             audio: vec![0i16; len].into(),
             partial,
             prompt: None,
+            language: None,
         }
     }
 

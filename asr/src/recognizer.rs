@@ -270,7 +270,7 @@ impl Recognizer {
     /// Transcribes 16 kHz mono samples in `-1.0..=1.0` with the configured prompt.
     pub fn transcribe(&mut self, pcm_16k: &[f32]) -> Result<Transcript, AsrError> {
         let prompt = std::mem::take(&mut self.prompt_tokens);
-        let result = self.decode(pcm_16k, &prompt);
+        let result = self.decode(pcm_16k, &prompt, self.config.language);
         self.prompt_tokens = prompt;
         result
     }
@@ -282,7 +282,7 @@ impl Recognizer {
         prompt: &str,
     ) -> Result<Transcript, AsrError> {
         let tokens = tokenize_prompt(&self.ctx, prompt)?;
-        self.decode(pcm_16k, &tokens)
+        self.decode(pcm_16k, &tokens, self.config.language)
     }
 
     /// Transcribes audio at any rate (the pipeline's 8 kHz in practice), resampling band-limited to 16 kHz.
@@ -292,6 +292,19 @@ impl Recognizer {
         rate_hz: u32,
         prompt: Option<&str>,
     ) -> Result<Transcript, AsrError> {
+        self.transcribe_pcm_in(pcm, rate_hz, prompt, None)
+    }
+
+    /// [`Self::transcribe_pcm`] in `language` instead of the configured one (`None`: the configured one).
+    /// Mandarin output is converted to Simplified characters either way.
+    pub fn transcribe_pcm_in(
+        &mut self,
+        pcm: &[i16],
+        rate_hz: u32,
+        prompt: Option<&str>,
+        language: Option<Language>,
+    ) -> Result<Transcript, AsrError> {
+        let language = language.unwrap_or(self.config.language);
         if pcm.is_empty() {
             return Err(AsrError::EmptyAudio);
         }
@@ -302,17 +315,29 @@ impl Recognizer {
             buf = resample(&buf, rate_hz, WHISPER_RATE_HZ)?;
         }
         let result = match prompt {
-            Some(p) => self.transcribe_with_prompt(&buf, p),
-            None => self.transcribe(&buf),
+            Some(p) => tokenize_prompt(&self.ctx, p).and_then(|t| self.decode(&buf, &t, language)),
+            None => {
+                let tokens = std::mem::take(&mut self.prompt_tokens);
+                let r = self.decode(&buf, &tokens, language);
+                self.prompt_tokens = tokens;
+                r
+            }
         };
         self.scratch_16k = buf;
-        result
+        let prompt = prompt.or(self.config.initial_prompt.as_deref());
+        result.map(|mut t| {
+            if let Some(p) = prompt {
+                t.segments.retain(|s| !echoes_prompt(p, &s.text));
+            }
+            t
+        })
     }
 
     fn decode(
         &mut self,
         pcm_16k: &[f32],
         prompt: &[WhisperTokenId],
+        language: Language,
     ) -> Result<Transcript, AsrError> {
         if pcm_16k.is_empty() {
             return Err(AsrError::EmptyAudio);
@@ -323,7 +348,7 @@ impl Recognizer {
         let full_window_ms = (FULL_AUDIO_CTX / ENCODER_FRAMES_PER_SEC * 1000) as u32;
 
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_language(Some(cfg.language.code()));
+        params.set_language(Some(language.code()));
         params.set_n_threads(i32::from(cfg.threads.max(1)));
         params.set_translate(false);
         // Every utterance stands alone: text from another caller must not leak in as context.
@@ -369,10 +394,10 @@ impl Recognizer {
             return Err(AsrError::DeadlineExceeded { budget });
         }
         outcome.map_err(AsrError::Decode)?;
-        self.collect(audio_ms)
+        self.collect(audio_ms, language)
     }
 
-    fn collect(&self, audio_ms: u32) -> Result<Transcript, AsrError> {
+    fn collect(&self, audio_ms: u32, language: Language) -> Result<Transcript, AsrError> {
         let n = self.state.full_n_segments();
         let mut segments = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
         let mut p_sum = 0.0f64;
@@ -389,7 +414,7 @@ impl Recognizer {
             let to_ms = |cs: i64| u32::try_from(cs.saturating_mul(10).max(0)).unwrap_or(u32::MAX);
             // Dialog steps match Simplified keywords, and the prompt alone does not keep `base` from writing
             // Traditional forms; converting first also lets a loop mixing 丟/丢 collapse.
-            let text = match self.config.language {
+            let text = match language {
                 Language::Mandarin => collapse_repetitions(&to_simplified(&text)),
                 Language::English => collapse_repetitions(&text),
             };
@@ -423,6 +448,38 @@ impl Recognizer {
             audio_ms,
         })
     }
+}
+
+/// Whether a decoded segment is whisper reciting its prompt (it does so on noise, clicks and speech it cannot
+/// make out: "普通话的句子，使用简体中文。"), not the caller's words: at least 6 Han characters or 4 words of it
+/// appear, in order and back to back, in the prompt. Punctuation and case are ignored.
+pub fn echoes_prompt(prompt: &str, text: &str) -> bool {
+    fn units(s: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut word = String::new();
+        for c in s.chars() {
+            if is_han(c) {
+                if !word.is_empty() {
+                    out.push(std::mem::take(&mut word));
+                }
+                out.push(c.to_string());
+            } else if c.is_alphanumeric() {
+                word.extend(c.to_lowercase());
+            } else if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+        }
+        if !word.is_empty() {
+            out.push(word);
+        }
+        out
+    }
+    let t = units(text);
+    let han = t.iter().filter(|u| u.chars().all(is_han)).count();
+    if t.is_empty() || (han < 6 && t.len() - han < 4) {
+        return false;
+    }
+    units(prompt).windows(t.len()).any(|w| w == t.as_slice())
 }
 
 /// Removes whisper's repetition loops ("… payment. I want to speak … payment. I want to"): a run of three or more
@@ -652,5 +709,24 @@ mod tests {
         };
         assert_eq!(tr.text(), "hello world");
         assert!(!tr.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod echo_tests {
+    use super::echoes_prompt;
+
+    #[test]
+    fn a_recited_prompt_is_an_echo_and_real_answers_are_not() {
+        let zh = "以下是普通话的句子，使用简体中文。账号：一二三四五六七八。";
+        assert!(echoes_prompt(zh, "普通话的句子，使用简体中文。"));
+        assert!(echoes_prompt(zh, "以下是普通话的句子"));
+        assert!(!echoes_prompt(zh, "是的"));
+        assert!(!echoes_prompt(zh, "一二三四"));
+        assert!(!echoes_prompt(zh, "我的银行卡丢了"));
+        let en = "Demo bank hotline: balance, transactions, lost card, stolen card, freeze.";
+        assert!(echoes_prompt(en, "Demo bank hotline, balance."));
+        assert!(!echoes_prompt(en, "lost card"));
+        assert!(!echoes_prompt(en, "I lost my card, please freeze it."));
     }
 }

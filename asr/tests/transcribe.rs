@@ -460,6 +460,7 @@ fn pool_decodes_jobs_from_the_queue() {
             audio: Arc::from(pcm),
             partial: false,
             prompt: Some(Arc::from("Bank hotline: card, account, agent, payment.")),
+            language: None,
         })
         .expect("queued");
     }
@@ -492,6 +493,7 @@ fn overloaded_queue_refuses_at_once_and_replaces_partials() {
         audio: vec![0i16; len].into(),
         partial,
         prompt: None,
+        language: None,
     };
     // Queue of one: a final, then two more finals; nothing to shed, so both are refused without blocking.
     sub.submit(job(1, false, 10)).expect("first fits");

@@ -273,3 +273,215 @@ mod tests {
         assert_eq!(hold.samples().len(), 8 * 8000);
     }
 }
+
+/// Mandarin readouts, keys into `prompts/zh/`: `num/0`–`num/9` (零…九), `num/10` (十), `num/hundred` (百),
+/// `num/thousand` (千), `num/wan` (万), `num/yi` (亿), `num/point` (点), `currency/yuan|jiao|fen|usd|eur|minus`.
+pub mod zh {
+    const DIGITS: [&str; 10] = [
+        "num/0", "num/1", "num/2", "num/3", "num/4", "num/5", "num/6", "num/7", "num/8", "num/9",
+    ];
+
+    /// 1234 → 一千二百三十四; 1005 → 一千零五; 10 → 十 (not 一十); 120000 → 十二万.
+    pub fn number(n: u64) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if n == 0 {
+            out.push(DIGITS[0]);
+            return out;
+        }
+        // Groups of four digits: 亿 (10^8), 万 (10^4), units. Above 亿 the high part is read as a number of 亿.
+        let groups = [
+            (n / 100_000_000, "num/yi"),
+            ((n / 10_000) % 10_000, "num/wan"),
+        ];
+        let mut started = false;
+        let mut zero_pending = false;
+        for (g, unit) in groups {
+            if g > 0 {
+                if g >= 10_000 {
+                    out.extend(number(g));
+                } else {
+                    push_group(g, started, zero_pending || (started && g < 1_000), &mut out);
+                }
+                out.push(unit);
+                started = true;
+                zero_pending = false;
+            } else if started {
+                zero_pending = true;
+            }
+        }
+        let low = n % 10_000;
+        if low > 0 {
+            push_group(
+                low,
+                started,
+                zero_pending || (started && low < 1_000),
+                &mut out,
+            );
+        }
+        out
+    }
+
+    /// One group below 10 000. `inner`: a higher group was read (so a leading 一 of 十 is kept and gaps say 零).
+    fn push_group(g: u64, inner: bool, zero_first: bool, out: &mut Vec<&'static str>) {
+        let places = [
+            (1_000, "num/thousand"),
+            (100, "num/hundred"),
+            (10, "num/10"),
+        ];
+        let mut zero = zero_first;
+        let mut said = false;
+        for (p, unit) in places {
+            let d = (g / p % 10) as usize;
+            if d == 0 {
+                zero |= said;
+                continue;
+            }
+            if zero {
+                out.push(DIGITS[0]);
+                zero = false;
+            }
+            // 十五, not 一十五, at the start of a number.
+            if p != 10 || d != 1 || said || inner {
+                out.push(DIGITS[d]);
+            }
+            out.push(unit);
+            said = true;
+        }
+        let d = (g % 10) as usize;
+        if d > 0 {
+            if zero {
+                out.push(DIGITS[0]);
+            }
+            out.push(DIGITS[d]);
+        }
+    }
+
+    /// Each digit on its own: 87654321 → 八七六五四三二一.
+    pub fn digits(s: &str) -> Vec<&'static str> {
+        s.chars()
+            .filter_map(|c| match c {
+                '0'..='9' => c.to_digit(10).and_then(|d| DIGITS.get(d as usize)).copied(),
+                '*' => Some("digit/star"),
+                '#' => Some("digit/pound"),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// CNY as 元/角/分 (12.05 → 十二元零五分); other currencies as a decimal and the currency's name
+    /// (88.10 USD → 八十八点一美元).
+    pub fn currency(minor_units: i64, code: &str) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if minor_units < 0 {
+            out.push("currency/minus");
+        }
+        let abs = minor_units.unsigned_abs();
+        let (major, jiao, fen) = (abs / 100, ((abs / 10) % 10) as usize, (abs % 10) as usize);
+        if code.eq_ignore_ascii_case("CNY") || code.eq_ignore_ascii_case("RMB") {
+            if major > 0 || abs == 0 {
+                out.extend(number(major));
+                out.push("currency/yuan");
+            }
+            if jiao > 0 {
+                out.push(DIGITS[jiao]);
+                out.push("currency/jiao");
+            }
+            if fen > 0 {
+                if jiao == 0 && major > 0 {
+                    out.push(DIGITS[0]);
+                }
+                out.push(DIGITS[fen]);
+                out.push("currency/fen");
+            }
+            return out;
+        }
+        out.extend(number(major));
+        if jiao > 0 || fen > 0 {
+            out.push("num/point");
+            out.push(DIGITS[jiao]);
+            if fen > 0 {
+                out.push(DIGITS[fen]);
+            }
+        }
+        if code.eq_ignore_ascii_case("USD") {
+            out.push("currency/usd");
+        } else if code.eq_ignore_ascii_case("EUR") {
+            out.push("currency/eur");
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// Keys to characters, for readable expectations.
+        fn hanzi(keys: &[&str]) -> String {
+            keys.iter()
+                .map(|k| match *k {
+                    "num/0" => "零",
+                    "num/1" => "一",
+                    "num/2" => "二",
+                    "num/3" => "三",
+                    "num/4" => "四",
+                    "num/5" => "五",
+                    "num/6" => "六",
+                    "num/7" => "七",
+                    "num/8" => "八",
+                    "num/9" => "九",
+                    "num/10" => "十",
+                    "num/hundred" => "百",
+                    "num/thousand" => "千",
+                    "num/wan" => "万",
+                    "num/yi" => "亿",
+                    "num/point" => "点",
+                    "currency/yuan" => "元",
+                    "currency/jiao" => "角",
+                    "currency/fen" => "分",
+                    "currency/usd" => "美元",
+                    "currency/minus" => "负",
+                    other => other,
+                })
+                .collect()
+        }
+
+        #[test]
+        fn numbers_read_the_chinese_way() {
+            for (n, want) in [
+                (0, "零"),
+                (7, "七"),
+                (10, "十"),
+                (15, "十五"),
+                (20, "二十"),
+                (88, "八十八"),
+                (105, "一百零五"),
+                (110, "一百一十"),
+                (1005, "一千零五"),
+                (1050, "一千零五十"),
+                (1234, "一千二百三十四"),
+                (10_005, "一万零五"),
+                (12_000, "一万二千"),
+                (100_000, "十万"),
+                (120_000, "十二万"),
+                (1_000_100, "一百万零一百"),
+                (200_000_000, "二亿"),
+                (300_050_000, "三亿零五万"),
+            ] {
+                assert_eq!(hanzi(&number(n)), want, "{n}");
+            }
+        }
+
+        #[test]
+        fn money_and_digits() {
+            assert_eq!(hanzi(&currency(1205, "CNY")), "十二元零五分");
+            assert_eq!(hanzi(&currency(523_080, "CNY")), "五千二百三十元八角");
+            assert_eq!(hanzi(&currency(30, "CNY")), "三角");
+            assert_eq!(hanzi(&currency(8810, "USD")), "八十八点一美元");
+            assert_eq!(
+                hanzi(&currency(-123_456, "USD")),
+                "负一千二百三十四点五六美元"
+            );
+            assert_eq!(hanzi(&digits("4242")), "四二四二");
+        }
+    }
+}
