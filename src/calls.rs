@@ -1400,8 +1400,8 @@ enum PlaceError {
     Invite(voxgate_sip::endpoint::CallError),
 }
 
-/// `voiceprint_verify` / `voiceprint_enroll`, answered from the call's speech. Off or failing voiceprints
-/// answer as a refusal, which flows treat like "not recognised".
+/// `voiceprint_verify` / `voiceprint_enroll`, answered from the call's speech. Voiceprints off answer `off`;
+/// a failing worker answers as unavailable; flows treat both like "not recognised".
 fn voiceprint_op(
     voiceprints: Option<&Voiceprints>,
     key: u64,
@@ -1412,9 +1412,12 @@ fn voiceprint_op(
         Some(Value::Text(s) | Value::Digits(s)) => Some(s.clone()),
         _ => None,
     };
-    let v = voiceprints.ok_or(BackendFailure::Refused)?;
-    let customer = arg("customer_id").ok_or(BackendFailure::Refused)?;
     let text = |s: &str| Value::Text(s.into());
+    // Off on this box: an answer, not a failure (the flow falls back to the PIN without a backend_failed event).
+    let Some(v) = voiceprints else {
+        return Ok(vec![("voiceprint".into(), text("off"))]);
+    };
+    let customer = arg("customer_id").ok_or(BackendFailure::Refused)?;
     match op {
         Op::VoiceprintEnroll => {
             let account = arg("account").ok_or(BackendFailure::Refused)?;

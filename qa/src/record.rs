@@ -115,7 +115,7 @@ pub struct DialogSummary {
     /// PIN verification outcome: `verified`, `wrong_pin`, `locked_out`, `unknown_account`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<String>,
-    /// Voiceprint outcome: `enrolled`, `accept`, `reject`, `not_enough_speech`, `no_template`.
+    /// Voiceprint outcome: `enrolled`, `enrolling`, `accept`, `reject`, `not_enough_speech`, `no_template`, `off`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voiceprint: Option<String>,
     #[serde(default)]
