@@ -1408,10 +1408,7 @@ fn voiceprint_op(
     op: Op,
     args: &[(String, Value)],
 ) -> Result<Vec<(String, Value)>, BackendFailure> {
-    let arg = |name: &str| match args.iter().find(|(k, _)| k == name).map(|(_, v)| v) {
-        Some(Value::Text(s) | Value::Digits(s)) => Some(s.clone()),
-        _ => None,
-    };
+    let arg = |name: &str| flow_ops::text_arg(args, name);
     let text = |s: &str| Value::Text(s.into());
     // Off on this box: an answer, not a failure (the flow falls back to the PIN without a backend_failed event).
     let Some(v) = voiceprints else {

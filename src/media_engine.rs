@@ -565,11 +565,7 @@ impl MediaCall {
         };
         let language_prompt: Option<Arc<str>> =
             (language == Language::Mandarin).then(|| Arc::from(crate::speech::MANDARIN_PROMPT));
-        let asr_prompt = match (&language_prompt, asr_prompt) {
-            (Some(zh), None) => Some(zh.clone()),
-            (Some(zh), Some(p)) => Some(Arc::from(format!("{zh}{p}"))),
-            (None, p) => p,
-        };
+        let asr_prompt = biasing_prompt(&language_prompt, asr_prompt.as_deref());
         let session = match RtpSession::new(session, now) {
             Ok(s) => s,
             Err(e) => return Err((key, ports.port, StartError::Session(e))),
@@ -1190,10 +1186,9 @@ impl MediaCall {
                             if let Err(e) = sp.pipeline.listen(cfg, now) {
                                 tracing::warn!(call_id = %self.call_id, error = %e, "cannot start listening");
                             }
-                            sp.prompt = match (listen.bias.as_deref(), &self.language_prompt) {
-                                (Some(b), Some(zh)) => Some(Arc::from(format!("{zh}{b}"))),
-                                (Some(b), None) => Some(Arc::from(b)),
-                                (None, _) => sp.default_prompt.clone(),
+                            sp.prompt = match listen.bias.as_deref() {
+                                Some(b) => biasing_prompt(&self.language_prompt, Some(b)),
+                                None => sp.default_prompt.clone(),
                             };
                         } else {
                             // Keypad-only step: nothing said is recognised.
@@ -1276,27 +1271,29 @@ impl MediaCall {
     }
 
     fn enqueue(&mut self, item: &Say, names: &mut String, played: &mut Vec<Arc<str>>) {
+        let zh = self.language == Language::Mandarin;
         let fragments: Vec<Arc<str>> = match item {
             Say::Prompt(p) => vec![p.clone()],
             Say::Money {
                 minor_units,
                 currency,
-            } if self.language == Language::Mandarin => {
-                keys(readout::zh::currency(*minor_units, currency))
-            }
-            Say::Money {
-                minor_units,
-                currency,
-            } => keys(readout::currency(*minor_units, currency)),
-            Say::Digits(d) if self.language == Language::Mandarin => keys(readout::zh::digits(d)),
-            Say::Digits(d) => keys(readout::digits(d)),
+            } => keys(if zh {
+                readout::zh::currency(*minor_units, currency)
+            } else {
+                readout::currency(*minor_units, currency)
+            }),
+            Say::Digits(d) => keys(if zh {
+                readout::zh::digits(d)
+            } else {
+                readout::digits(d)
+            }),
             Say::Number(n) => {
                 let mut k = if *n < 0 {
                     vec![Arc::from("currency/minus")]
                 } else {
                     Vec::new()
                 };
-                k.extend(keys(if self.language == Language::Mandarin {
+                k.extend(keys(if zh {
                     readout::zh::number(n.unsigned_abs())
                 } else {
                     readout::number(n.unsigned_abs())
@@ -1390,6 +1387,16 @@ impl MediaCall {
             agent_port,
             stats,
         });
+    }
+}
+
+/// The recogniser's prompt: the language's own (Mandarin's script instruction) followed by the step's or
+/// call's domain words.
+fn biasing_prompt(language: &Option<Arc<str>>, bias: Option<&str>) -> Option<Arc<str>> {
+    match (language, bias) {
+        (Some(l), Some(b)) => Some(Arc::from(format!("{l}{b}"))),
+        (Some(l), None) => Some(l.clone()),
+        (None, b) => b.map(Arc::from),
     }
 }
 

@@ -164,42 +164,37 @@ impl Voiceprints {
 
     /// Compares the call's speech so far with `customer`'s template. Blocks (run it off the signalling task).
     pub fn verify(&self, key: u64, customer: String) -> Result<Check, JobError> {
-        let (reply, rx) = crossbeam_channel::bounded(1);
-        self.ask(Job::Verify {
+        self.ask(|reply| Job::Verify {
             key,
             customer,
             reply,
-        })?;
-        rx.recv_timeout(ANSWER_WITHIN)
-            .map_err(|_| JobError::Unavailable)?
+        })
     }
 
     /// Starts enrolment with this call's speech (what was said already counts); true when that was already
     /// enough and the template is stored. Blocks.
     pub fn enroll(&self, key: u64, customer: String, account: String) -> Result<bool, JobError> {
-        let (reply, rx) = crossbeam_channel::bounded(1);
-        self.ask(Job::Enroll {
+        self.ask(|reply| Job::Enroll {
             key,
             customer,
             account,
             reply,
-        })?;
-        rx.recv_timeout(ANSWER_WITHIN)
-            .map_err(|_| JobError::Unavailable)?
+        })
     }
 
     /// Whether `customer` is enrolled. Blocks.
     pub fn has_template(&self, customer: String) -> Result<bool, JobError> {
-        let (reply, rx) = crossbeam_channel::bounded(1);
-        self.ask(Job::HasTemplate { customer, reply })?;
-        rx.recv_timeout(ANSWER_WITHIN)
-            .map_err(|_| JobError::Unavailable)?
+        self.ask(|reply| Job::HasTemplate { customer, reply })
     }
 
-    fn ask(&self, job: Job) -> Result<(), JobError> {
+    /// Queues the job `make` builds around a reply channel and waits for the answer.
+    fn ask<T>(&self, make: impl FnOnce(Sender<Result<T, JobError>>) -> Job) -> Result<T, JobError> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
         self.tx
-            .send_timeout(job, ANSWER_WITHIN)
-            .map_err(|_| JobError::Unavailable)
+            .send_timeout(make(reply), ANSWER_WITHIN)
+            .map_err(|_| JobError::Unavailable)?;
+        rx.recv_timeout(ANSWER_WITHIN)
+            .map_err(|_| JobError::Unavailable)?
     }
 }
 
@@ -226,7 +221,7 @@ impl CallVoice {
     }
 
     fn speech(&self) -> Duration {
-        Duration::from_millis(self.samples as u64 * 1000 / u64::from(INPUT_RATE_HZ))
+        voiceprint::duration_of(self.samples)
     }
 
     fn joined(&self) -> Vec<i16> {

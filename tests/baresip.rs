@@ -171,20 +171,7 @@ fn baresip_caller_interrupts_the_greeting_by_voice() {
     let rec = vg.wait_ended_calls(1, Duration::from_secs(20)).remove(0);
     std::thread::sleep(Duration::from_millis(500));
     drop(bs);
-    let kinds: Vec<String> = rec["timeline"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| {
-                    format!(
-                        "{} {}",
-                        e["kind"].as_str().unwrap_or(""),
-                        e["detail"].as_str().unwrap_or("")
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let kinds = common::timeline_lines(&rec);
     assert!(
         kinds.iter().any(|k| k.starts_with("barge_in speech")),
         "{kinds:#?}"

@@ -7,28 +7,11 @@ use std::net::{TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{rms_dbfs, Voxgate};
+use common::{rms_dbfs, timeline_lines, Voxgate};
 use serde_json::Value;
 
-fn timeline_kinds(rec: &Value) -> Vec<String> {
-    rec["timeline"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .map(|e| {
-                    format!(
-                        "{} {}",
-                        e["kind"].as_str().unwrap_or(""),
-                        e["detail"].as_str().unwrap_or("")
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn has_event(rec: &Value, prefix: &str) -> bool {
-    timeline_kinds(rec).iter().any(|k| k.starts_with(prefix))
+    timeline_lines(rec).iter().any(|k| k.starts_with(prefix))
 }
 
 #[test]
@@ -43,12 +26,12 @@ fn basic_call_is_answered_played_recorded_and_stored() {
         .unwrap_or("")
         .contains("+15550100001"));
     assert!(!rec["answered_at_ms"].is_null());
-    assert!(has_event(&rec, "answered"), "{:?}", timeline_kinds(&rec));
+    assert!(has_event(&rec, "answered"), "{:?}", timeline_lines(&rec));
     // sipp calls from Alice's number: the demo bank knows her declined payment, so that is asked first.
     assert!(
         has_event(&rec, "prompt predict_declined"),
         "{:?}",
-        timeline_kinds(&rec)
+        timeline_lines(&rec)
     );
     assert!(rec["media_stats"].is_object(), "{rec:#}");
 
@@ -102,7 +85,7 @@ fn options_keepalive_and_unsupported_methods() {
 fn reinvite_hold_and_resume() {
     let vg = Voxgate::start("hold");
     let rec = vg.one_call("uac_hold.xml", &[]);
-    let kinds = timeline_kinds(&rec);
+    let kinds = timeline_lines(&rec);
     assert!(kinds.iter().any(|k| k == "reinvite PCMU hold"), "{kinds:?}");
     assert!(
         kinds.iter().any(|k| k == "reinvite PCMU active"),
@@ -151,7 +134,7 @@ fn rfc4733_zero_reaches_for_a_human_and_voxgate_hangs_up() {
     let rec = vg.one_call("uac_dtmf_4733.xml", &[]);
     assert_eq!(rec["digits"], "0", "{rec:#}");
     assert_eq!(rec["end_reason"], "completed", "{rec:#}");
-    let kinds = timeline_kinds(&rec);
+    let kinds = timeline_lines(&rec);
     assert!(kinds.iter().any(|k| k == "dtmf 0 via rfc4733"), "{kinds:?}");
     // 0 interrupts the first prompt, asks for an agent; none is configured, so voxgate says so and ends.
     assert!(kinds.iter().any(|k| k.starts_with("barge_in")), "{kinds:?}");
@@ -171,7 +154,7 @@ fn sip_info_digit_is_one_event_stream_with_rtp_digits() {
     let vg = Voxgate::start("dtmfinfo");
     let rec = vg.one_call("uac_dtmf_info.xml", &[]);
     assert_eq!(rec["digits"], "0", "{rec:#}");
-    assert!(timeline_kinds(&rec)
+    assert!(timeline_lines(&rec)
         .iter()
         .any(|k| k == "dtmf 0 via sip_info"));
     assert_eq!(rec["end_reason"], "completed");
@@ -354,7 +337,7 @@ fn inband_digit_is_detected_and_masked_in_the_recording() {
     assert!(out.status.success(), "sipp in-band scenario failed");
     let rec = vg.wait_ended_calls(1, Duration::from_secs(10)).remove(0);
     assert_eq!(rec["digits"], "0", "{rec:#}");
-    let kinds = timeline_kinds(&rec);
+    let kinds = timeline_lines(&rec);
     assert!(kinds.iter().any(|k| k == "dtmf 0 via inband"), "{kinds:?}");
     assert_eq!(rec["end_reason"], "completed");
 

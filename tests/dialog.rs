@@ -231,10 +231,7 @@ fn balance_by_speech_reads_the_balance_after_verification() {
     turn(&c, "greeting");
     c.say(&request);
     turn(&c, "account question (or confirmation)");
-    if c.last_turn_text(&vg.dir.join("t1.wav")).contains("right") {
-        c.say(&speech(&vg, "Yes."));
-        turn(&c, "account question");
-    }
+    confirm_if_asked(&vg, &c, "account question");
     // Keys, not speech: a spoken account number is covered by the engine tests, and on a loaded CI box a
     // slow recognition of the request can leave the account utterance unheard (see the issue note).
 
@@ -591,21 +588,11 @@ fn an_agent_who_does_not_answer_is_cancelled_and_the_next_one_takes_the_call() {
     c.hang_up();
     let rec = record(&vg);
     drop((slow, quick));
-    let tl: Vec<String> = rec["timeline"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .filter(|e| e["kind"].as_str().is_some_and(|k| k.starts_with("agent")))
-                .map(|e| {
-                    format!(
-                        "{} {}",
-                        e["kind"].as_str().unwrap_or(""),
-                        e["detail"].as_str().unwrap_or("")
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    // `kind detail` lines of the agent-leg events (their kinds start with "agent").
+    let tl: Vec<String> = common::timeline_lines(&rec)
+        .into_iter()
+        .filter(|l| l.starts_with("agent"))
+        .collect();
     let pos = |want: &str| {
         tl.iter()
             .position(|x| x.starts_with(want))
@@ -661,7 +648,7 @@ fn latest_record(vg: &Voxgate, n: usize) -> Value {
 #[test]
 fn a_consented_voiceprint_lets_bob_skip_the_pin_and_an_impostor_does_not() {
     let turns = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    common::install_voiceprint_model();
+    common::install_model("voiceprint");
     let vg = Voxgate::start_with("voiceprint", |cfg| {
         cfg.set("dialog", "voiceprint", "true");
         cfg.set("dialog", "voiceprint_enroll_secs", "5");
@@ -767,17 +754,7 @@ fn a_consented_voiceprint_lets_bob_skip_the_pin_and_an_impostor_does_not() {
 #[test]
 fn a_mandarin_caller_reports_a_lost_card_on_the_mandarin_line() {
     let turns = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let models = common::asr_models_dir();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voxgate"))
-        .args(["models", "install", "--model", "base", "--dir"])
-        .arg(&models)
-        .output()
-        .expect("voxgate models install");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::install_model("base");
     let zh_flow = common::repo().join("flows/bank.zh.toml");
     let vg = Voxgate::start_with("mandarin", |cfg| {
         cfg.set("asr", "model", "\"base\"");

@@ -14,13 +14,8 @@ pub fn run(
     op: Op,
     args: &[(String, Value)],
 ) -> Result<Vars, BackendFailure> {
-    let text = |name: &str| -> Result<String, BackendFailure> {
-        match args.iter().find(|(k, _)| k == name).map(|(_, v)| v) {
-            Some(Value::Digits(s) | Value::Text(s) | Value::Secret(s)) => Ok(s.clone()),
-            // The flow was validated, but a path may reach the step without the value.
-            _ => Err(BackendFailure::Refused),
-        }
-    };
+    // The flow was validated, but a path may reach the step without the value.
+    let text = |name: &str| text_arg(args, name).ok_or(BackendFailure::Refused);
     let call = |req: &Request| backend.call(req).map_err(unavailable);
     let mut out: Vars = Vec::new();
     let mut set = |k: &str, v: Value| out.push((k.to_string(), v));
@@ -151,6 +146,14 @@ pub fn run(
         Op::VoiceprintVerify | Op::VoiceprintEnroll => return Err(BackendFailure::Refused),
     }
     Ok(out)
+}
+
+/// A textual argument (digits, text or a secret) by variable name.
+pub fn text_arg(args: &[(String, Value)], name: &str) -> Option<String> {
+    match args.iter().find(|(k, _)| k == name).map(|(_, v)| v) {
+        Some(Value::Digits(s) | Value::Text(s) | Value::Secret(s)) => Some(s.clone()),
+        _ => None,
+    }
 }
 
 /// The customer owning `account`, `None` if there is no such account.

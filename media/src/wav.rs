@@ -54,6 +54,25 @@ pub enum WavError {
     },
 }
 
+/// Writes 8 kHz mono 16-bit PCM (test corpora, clips for inspection).
+pub fn write_wav_8k_mono(path: &Path, samples: &[i16]) -> Result<(), WavError> {
+    let io_err = |source| WavError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: SAMPLE_RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).map_err(io_err)?;
+    for &s in samples {
+        w.write_sample(s).map_err(io_err)?;
+    }
+    w.finalize().map_err(io_err)
+}
+
 /// Decodes a WAV file of any common format to 8 kHz mono 16-bit PCM.
 ///
 /// Accepts 8/16/24/32-bit integer and 32-bit float, any channel count up to

@@ -40,36 +40,29 @@ pub fn asr_models_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("asr-models");
-        let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
-            .args(["models", "install", "--model", "tiny.en", "--dir"])
-            .arg(&dir)
-            .output()
-            .expect("run voxgate models install");
-        assert!(
-            out.status.success(),
-            "model install failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        install_into(&dir, "tiny.en");
         dir
     })
     .clone()
 }
 
-/// The speaker encoder, installed (once) into [`asr_models_dir`] before a voxgate with voiceprints starts.
-pub fn install_voiceprint_model() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
-            .args(["models", "install", "--model", "voiceprint", "--dir"])
-            .arg(asr_models_dir())
-            .output()
-            .expect("run voxgate models install");
-        assert!(
-            out.status.success(),
-            "voiceprint model install failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
+/// `voxgate models install --model MODEL` into [`asr_models_dir`] (a verified file is reused): `base` for
+/// Mandarin lines, `voiceprint` for the speaker encoder.
+pub fn install_model(model: &str) {
+    install_into(&asr_models_dir(), model);
+}
+
+fn install_into(dir: &Path, model: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+        .args(["models", "install", "--model", model, "--dir"])
+        .arg(dir)
+        .output()
+        .expect("run voxgate models install");
+    assert!(
+        out.status.success(),
+        "{model} install failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `text` spoken by a TTS engine (`flite:VOICE` or `espeak:VOICE`) through a telephone channel: 8 kHz,
@@ -466,22 +459,30 @@ pub fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Reads a WAV file as (sample rate, channels, interleaved samples).
-/// An 8 kHz mono 16-bit WAV.
-pub fn write_wav(path: &Path, pcm: &[i16]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
-    for &s in pcm {
-        w.write_sample(s).expect("write sample");
-    }
-    w.finalize().expect("finalize wav");
+/// A record's timeline as `kind detail` lines, in order.
+pub fn timeline_lines(rec: &Value) -> Vec<String> {
+    rec["timeline"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .map(|e| {
+                    format!(
+                        "{} {}",
+                        e["kind"].as_str().unwrap_or(""),
+                        e["detail"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
+/// An 8 kHz mono 16-bit WAV.
+pub fn write_wav(path: &Path, pcm: &[i16]) {
+    voxgate_media::wav::write_wav_8k_mono(path, pcm).expect("write wav");
+}
+
+/// Reads a WAV file as (sample rate, channels, interleaved samples).
 pub fn read_wav(path: &Path) -> (u32, u16, Vec<i16>) {
     let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let spec = r.spec();

@@ -56,7 +56,8 @@ pub enum VoiceprintError {
     Template(&'static str),
 }
 
-fn duration_of(samples: usize) -> Duration {
+/// How long `samples` of [`INPUT_RATE_HZ`] audio last.
+pub fn duration_of(samples: usize) -> Duration {
     Duration::from_micros(samples as u64 * 1_000_000 / u64::from(INPUT_RATE_HZ))
 }
 

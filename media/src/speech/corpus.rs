@@ -93,20 +93,6 @@ fn read_wav_8k(path: &Path) -> Vec<i16> {
     r.samples::<i16>().map(|s| s.expect("wav sample")).collect()
 }
 
-fn write_wav_8k(path: &Path, samples: &[i16]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
-    for &s in samples {
-        w.write_sample(s).expect("write wav");
-    }
-    w.finalize().expect("finalize wav");
-}
-
 /// Renders `text` and converts it to clean 8 kHz mono (no band limit, no dither).
 pub(crate) fn render(voice: Voice, text: &str) -> Vec<i16> {
     let dir = Scratch::new();
@@ -139,7 +125,7 @@ pub(crate) fn phone_channel(x: &[i16]) -> Vec<i16> {
     let dir = Scratch::new();
     let input = dir.path("in.wav");
     let output = dir.path("out.wav");
-    write_wav_8k(&input, x);
+    crate::wav::write_wav_8k_mono(&input, x).expect("write wav");
     sox(&["-D", p(&input), "-b", "16", p(&output), "sinc", "300-3400"]);
     let mut y = read_wav_8k(&output);
     y.resize(x.len(), 0);
