@@ -1,5 +1,5 @@
 //! Message body interpretation: SDP (plain or inside multipart, as SIP-I trunks
-//! send it next to ISUP) and DTMF INFO payloads.
+//! send it next to ISUP), DTMF INFO payloads and the `message/sipfrag` of REFER NOTIFYs.
 
 use crate::message::{Headers, Request, Response};
 use crate::sdp::{SdpError, SessionDescription};
@@ -138,6 +138,28 @@ pub fn parse_dtmf_info(req: &Request) -> Option<(char, u32)> {
     None
 }
 
+/// Status code of the status line a `message/sipfrag` body (RFC 3420) starts with: in a
+/// REFER's NOTIFY, how the transfer target answered (RFC 3515 §2.4.5). `None` for another
+/// body type, a fragment starting with a request line, or anything unreadable.
+pub fn sipfrag_status(req: &Request) -> Option<u16> {
+    let ct = req.headers.content_type().ok()??;
+    if !ct.is("message", "sipfrag") {
+        return None;
+    }
+    let line = req.body.split(|&b| b == b'\n').next()?;
+    let version = line.get(..8)?;
+    if !version.eq_ignore_ascii_case(b"SIP/2.0 ") {
+        return None;
+    }
+    let code = line.get(8..11)?;
+    // After the code: end of line or the reason phrase (RFC 3261 §7.2).
+    if !matches!(line.get(11), None | Some(b' ' | b'\r')) || !code.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let status = code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    (100..=699).contains(&status).then_some(status)
+}
+
 fn dtmf_char(s: &str) -> Option<char> {
     match s {
         "10" => return Some('*'),
@@ -196,6 +218,35 @@ mod tests {
             None
         );
         assert_eq!(parse_dtmf_info(&req("text/plain", b"5")), None);
+    }
+
+    #[test]
+    fn sipfrag_status_line() {
+        let frag = |body: &[u8]| sipfrag_status(&req("message/sipfrag;version=2.0", body));
+        assert_eq!(frag(b"SIP/2.0 100 Trying\r\n"), Some(100));
+        assert_eq!(frag(b"SIP/2.0 200 OK"), Some(200));
+        assert_eq!(frag(b"sip/2.0 486\r\nContact: <sip:x@y>\r\n"), Some(486));
+        assert_eq!(frag(b"SIP/2.0 603 Declined\nVia: x"), Some(603));
+        for bad in [
+            &b""[..],
+            b"garbage",
+            b"SIP/2.0 20 OK",
+            b"SIP/2.0 2000 OK",
+            b"SIP/2.0 099 Low",
+            b"SIP/2.0 700 High",
+            b"SIP/2.0 2x0 OK",
+            b"SIP/3.0 200 OK",
+            b"INVITE sip:a@b SIP/2.0\r\n",
+            b"\r\nSIP/2.0 200 OK",
+            b"SIP/2.0 \xff\xfe\xfd",
+        ] {
+            assert_eq!(frag(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(
+            sipfrag_status(&req("text/plain", b"SIP/2.0 200 OK")),
+            None,
+            "only message/sipfrag is read"
+        );
     }
 
     const SDP: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n";

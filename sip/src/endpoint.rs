@@ -20,12 +20,16 @@
 //! and hung up exactly like an incoming one. 2xx retransmissions and 2xx from other
 //! forks arrive after the INVITE transaction ended, so the endpoint keeps the ACKs for
 //! 64*T1 (the "Accepted" state of RFC 6026) and answers extra forks with ACK + BYE.
+//!
+//! Blind transfer (RFC 3515): [`Endpoint::refer`] sends an in-dialog REFER on an established
+//! call; its final response is [`Event::ReferResponse`] and each NOTIFY of the implicit
+//! subscription is [`Event::ReferNotify`]. REFERs from the peer are declined (603).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::body::{extract_response_sdp, extract_sdp, parse_dtmf_info, BodyError};
+use crate::body::{extract_response_sdp, extract_sdp, parse_dtmf_info, sipfrag_status, BodyError};
 use crate::dialog::{Dialog, DialogError, DialogId};
 use crate::header::{CSeq, Method, NameAddr, Via, ViaTransport, MAGIC_COOKIE};
 use crate::message::{
@@ -39,14 +43,23 @@ use crate::transaction::{
     ClientTransaction, ServerState, ServerTimerEvent, ServerTransaction, TransactionKey,
     TwoXxEvent, TwoXxRetransmit,
 };
-use crate::uri::{Host, SipUri, Uri};
+use crate::uri::{find_param, parse_params, Host, SipUri, Uri};
 
 pub use crate::transaction::TimerConfig;
 
-/// Methods this UA implements; advertised in Allow.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+/// Methods this UA implements; advertised in Allow. REFER is sent (blind transfer) and
+/// NOTIFY received for its subscription; an incoming REFER is understood but declined.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY";
 /// Bodies this UA understands; advertised in Accept.
-pub const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
+pub const ACCEPT: &str =
+    "application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag";
+
+/// Event package of the implicit REFER subscription (RFC 3515 §2.4.4).
+const REFER_EVENT: &str = "refer";
+
+/// REFER subscriptions a call keeps listening to: a peer that never sends the final NOTIFY
+/// must not make the list grow with every REFER. The oldest is forgotten first.
+const MAX_REFER_SUBSCRIPTIONS: usize = 4;
 
 /// Transport of a message. TCP is reliable: no retransmissions, zero wait timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -262,6 +275,20 @@ pub enum Event {
         status: Option<u16>,
         reason: OutgoingFailure,
     },
+    /// Final response to our REFER (provisionals are not reported): 202 when the peer
+    /// accepted the transfer, its error status when it refused, 408 when nothing answered
+    /// within 64*T1 (Timer F). RFC 3261 §12.2.1.2 suggests ending the call on 408/481;
+    /// that is left to the application.
+    ReferResponse { call: CallHandle, status: u16 },
+    /// NOTIFY of the subscription our REFER created; 200 was already sent. `status` is the
+    /// status line of its `message/sipfrag` body (how the transfer target answered the
+    /// peer's INVITE), `None` when the body is missing or unreadable. `terminated`: the
+    /// peer sends no more NOTIFYs for this REFER.
+    ReferNotify {
+        call: CallHandle,
+        status: Option<u16>,
+        terminated: bool,
+    },
 }
 
 /// Why an application command was refused (nothing was sent).
@@ -289,6 +316,16 @@ pub enum CallError {
     InvalidOffer(SdpError),
     #[error("local and remote addresses are of different IP families")]
     AddressFamilyMismatch,
+    #[error("Refer-To is not a valid sip:, sips: or tel: URI")]
+    InvalidReferTo,
+    /// Headers in Refer-To (`?Replaces=...`) would make the peer put them into its INVITE;
+    /// a blind transfer has no use for that.
+    #[error("Refer-To must not carry URI headers")]
+    ReferToHeaders,
+    #[error("Referred-By is not a valid URI without headers")]
+    InvalidReferredBy,
+    #[error("a REFER on this call is still waiting for its final response")]
+    ReferPending,
 }
 
 /// Headers [`Endpoint::invite`] writes itself; an extra header may not repeat them.
@@ -361,6 +398,8 @@ enum TxOwner {
     Invite(CallHandle),
     /// CANCEL of an outgoing INVITE: its outcome shows in the INVITE's final response.
     Cancel,
+    /// REFER of this call with CSeq `seq`.
+    Refer { call: CallHandle, seq: u32 },
 }
 
 #[derive(Debug)]
@@ -436,6 +475,11 @@ struct Call {
     reinvite: Option<TransactionKey>,
     pending_ack: Option<PendingAck>,
     hangup_after_ack: bool,
+    /// CSeq of our REFER while it waits for a final response.
+    refer_pending: Option<u32>,
+    /// CSeq numbers of our REFERs whose subscription may still send NOTIFYs (RFC 3515
+    /// §2.4.6: the NOTIFY's `id`), oldest first, at most [`MAX_REFER_SUBSCRIPTIONS`].
+    refer_subscriptions: VecDeque<u32>,
 }
 
 /// Sans-IO SIP user agent for a trunk: UAS for incoming calls, UAC for outgoing ones.
@@ -785,6 +829,57 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Blind transfer (RFC 3515): asks the peer of an established call, incoming or
+    /// outgoing, to call `refer_to` (a sip:, sips: or tel: URI without headers) itself.
+    /// Sends an in-dialog REFER with Refer-To and, when given, Referred-By (RFC 3892) as
+    /// a non-INVITE client transaction (over UDP Timer E retransmits it, Timer F gives up
+    /// after 64*T1). `ReferResponse` reports its outcome and `ReferNotify` the peer's
+    /// progress; the call itself stays up until the application hangs up. One REFER at a
+    /// time: another is refused until the first has its final response.
+    pub fn refer(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        refer_to: &str,
+        referred_by: Option<&str>,
+    ) -> Result<(), CallError> {
+        let c = self.lookup(call)?;
+        if c.state != CallState::Confirmed {
+            return Err(CallError::WrongState);
+        }
+        if c.refer_pending.is_some() {
+            return Err(CallError::ReferPending);
+        }
+        let target = refer_target(refer_to)?;
+        let referrer = referred_by.map(referrer_uri).transpose()?;
+        let transport = c.flow.transport;
+        let via = self.local_via(transport);
+        let (ua, contact) = (self.config.user_agent.clone(), self.contact(transport));
+        let c = self.calls.get_mut(&call).ok_or(CallError::UnknownCall)?;
+        let mut req = c.dialog.create_request(Method::Refer, &via);
+        let seq = c.dialog.local_seq;
+        req.headers.push("Refer-To", format!("<{target}>"));
+        if let Some(by) = referrer {
+            req.headers.push("Referred-By", format!("<{by}>"));
+        }
+        req.headers.push("User-Agent", ua);
+        // REFER requires a Contact (RFC 3515 §2.4.1): the subscription's NOTIFYs go there.
+        req.headers.push("Contact", contact);
+        let flow = next_hop(c.flow, &c.dialog);
+        // The transaction only fails on a missing Via branch, and we just wrote one.
+        self.start_client_tx(now, req, flow, TxOwner::Refer { call, seq })
+            .ok_or(CallError::WrongState)?;
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.refer_pending = Some(seq);
+            if c.refer_subscriptions.len() >= MAX_REFER_SUBSCRIPTIONS {
+                c.refer_subscriptions.pop_front();
+            }
+            // The subscription exists from now on: its first NOTIFY may overtake the 202.
+            c.refer_subscriptions.push_back(seq);
+        }
+        Ok(())
+    }
+
     // ----- request handling -----------------------------------------------------
 
     fn handle_request(&mut self, now: Instant, flow: Flow, mut req: Request) {
@@ -861,10 +956,12 @@ impl Endpoint {
                 let resp = self.options_response(&req);
                 self.respond_new_tx(now, flow, &req, Some(key), resp);
             }
-            Method::Bye | Method::Info => {
+            // A NOTIFY outside a dialog matches no subscription of ours (RFC 6665 §4.1.3).
+            Method::Bye | Method::Info | Method::Notify => {
                 let resp = self.response_to(&req.headers, 481, true);
                 self.respond_new_tx(now, flow, &req, Some(key), resp);
             }
+            Method::Refer => self.decline_refer(now, flow, &req, key, true),
             _ => self.reject_unsupported(now, flow, &req, key),
         }
     }
@@ -1016,6 +1113,8 @@ impl Endpoint {
                 reinvite: None,
                 pending_ack: None,
                 hangup_after_ack: false,
+                refer_pending: None,
+                refer_subscriptions: VecDeque::new(),
             },
         );
         self.server_txs.insert(
@@ -1151,8 +1250,79 @@ impl Endpoint {
                 let resp = self.options_response(&req);
                 self.respond_new_tx(now, flow, &req, Some(key), resp);
             }
+            Method::Notify => self.handle_notify(now, flow, &req, key, handle),
+            Method::Refer => self.decline_refer(now, flow, &req, key, false),
             _ => self.reject_unsupported(now, flow, &req, key),
         }
+    }
+
+    /// The hotline transfers callers but is never transferred itself: a REFER from the
+    /// peer is understood (it is in Allow) and declined (RFC 3515 §2.4.2).
+    fn decline_refer(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        req: &Request,
+        key: TransactionKey,
+        tag: bool,
+    ) {
+        let resp = self.response_to(&req.headers, 603, tag);
+        self.respond_new_tx(now, flow, req, Some(key), resp);
+    }
+
+    /// In-dialog NOTIFY (RFC 6665 §4.1.3). The only subscriptions we hold are the implicit
+    /// ones of our REFERs (RFC 3515 §2.4.4): other packages get 489, a NOTIFY matching none
+    /// of them 481.
+    fn handle_notify(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        req: &Request,
+        key: TransactionKey,
+        handle: CallHandle,
+    ) {
+        let subscription = match notify_event(&req.headers) {
+            None => Err((400, "Bad Request (malformed Event)")),
+            Some(NotifyEvent::Other) => Err((489, "Bad Event")),
+            Some(NotifyEvent::Refer { id }) => {
+                let subs = self.calls.get(&handle).map(|c| &c.refer_subscriptions);
+                // Without `id` the NOTIFY belongs to the first REFER (RFC 3515 §2.4.6); we
+                // take the oldest we still listen to.
+                let seq = match id {
+                    Some(id) => subs.and_then(|s| s.iter().find(|s| s.to_string() == id)),
+                    None => subs.and_then(|s| s.front()),
+                };
+                match (seq.copied(), subscription_terminated(&req.headers)) {
+                    (None, _) => Err((481, "Subscription Does Not Exist")),
+                    (Some(_), None) => Err((400, "Bad Request (missing Subscription-State)")),
+                    (Some(seq), Some(terminated)) => Ok((seq, terminated)),
+                }
+            }
+        };
+        let (seq, terminated) = match subscription {
+            Ok(s) => s,
+            Err((status, reason)) => {
+                let mut resp = self.response_to(&req.headers, status, false);
+                resp.reason = reason.to_string();
+                if status == 489 {
+                    resp.headers.push("Allow-Events", REFER_EVENT);
+                }
+                self.respond_new_tx(now, flow, req, Some(key), resp);
+                return;
+            }
+        };
+        let resp = self.response_to(&req.headers, 200, false);
+        self.respond_new_tx(now, flow, req, Some(key), resp);
+        if terminated {
+            if let Some(c) = self.calls.get_mut(&handle) {
+                c.refer_subscriptions.retain(|&s| s != seq);
+            }
+        }
+        self.events.push_back(Event::ReferNotify {
+            call: handle,
+            status: sipfrag_status(req),
+            terminated,
+        });
     }
 
     fn handle_reinvite(
@@ -1252,7 +1422,10 @@ impl Endpoint {
                         }
                     }
                     TxOwner::Invite(handle) => self.outgoing_response(now, handle, &key, &resp),
-                    TxOwner::Bye(_) | TxOwner::Cancel => {}
+                    TxOwner::Refer { call, seq } if resp.status >= 200 => {
+                        self.refer_completed(call, seq, resp.status);
+                    }
+                    TxOwner::Bye(_) | TxOwner::Cancel | TxOwner::Refer { .. } => {}
                 }
             }
             ClientResponseAction::ResendAck => {
@@ -1375,6 +1548,8 @@ impl Endpoint {
                         reinvite: None,
                         pending_ack: None,
                         hangup_after_ack: false,
+                        refer_pending: None,
+                        refer_subscriptions: VecDeque::new(),
                     },
                 );
                 self.events.push_back(Event::OutgoingAnswered {
@@ -1391,6 +1566,24 @@ impl Endpoint {
                 });
             }
         }
+    }
+
+    /// Final outcome of our REFER: a response or Timer F (408). A refused REFER created no
+    /// subscription. Nothing is reported for a call that has already ended.
+    fn refer_completed(&mut self, handle: CallHandle, seq: u32, status: u16) {
+        let Some(c) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if c.refer_pending == Some(seq) {
+            c.refer_pending = None;
+        }
+        if status >= 300 {
+            c.refer_subscriptions.retain(|&s| s != seq);
+        }
+        self.events.push_back(Event::ReferResponse {
+            call: handle,
+            status,
+        });
     }
 
     /// A 2xx after our INVITE transaction ended: a retransmission (its ACK was lost or
@@ -1492,6 +1685,9 @@ impl Endpoint {
                             }
                             Some(TxOwner::Invite(handle)) => {
                                 self.abandon_outgoing(now, handle, OutgoingFailure::Timeout);
+                            }
+                            Some(TxOwner::Refer { call, seq }) => {
+                                self.refer_completed(call, seq, 408);
                             }
                             _ => {}
                         }
@@ -1956,6 +2152,87 @@ fn bye_request(dialog: &mut Dialog, via: &Via, ua: String, contact: String) -> R
     req.headers.push("User-Agent", ua);
     req.headers.push("Contact", contact);
     req
+}
+
+/// A Refer-To target: a sip:/sips: URI or a tel: number (RFC 3966), without headers.
+fn refer_target(s: &str) -> Result<Uri, CallError> {
+    let uri = Uri::parse(s).map_err(|_| CallError::InvalidReferTo)?;
+    match &uri {
+        Uri::Sip(u) if u.headers.is_some() => Err(CallError::ReferToHeaders),
+        Uri::Sip(_) => Ok(uri),
+        Uri::Other { scheme, rest } if scheme.eq_ignore_ascii_case("tel") => {
+            if rest.contains('?') {
+                Err(CallError::ReferToHeaders)
+            } else if is_tel_number(rest) {
+                Ok(uri)
+            } else {
+                Err(CallError::InvalidReferTo)
+            }
+        }
+        Uri::Other { .. } => Err(CallError::InvalidReferTo),
+    }
+}
+
+/// RFC 3966 `telephone-subscriber`, checked just far enough that it has digits and
+/// cannot break out of the `<...>` it is sent in.
+fn is_tel_number(s: &str) -> bool {
+    let number = s.split(';').next().unwrap_or_default();
+    number.bytes().any(|b| b.is_ascii_digit())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()[]/:&+$;=%#".contains(&b))
+}
+
+/// A Referred-By URI (RFC 3892 allows any scheme); without headers, and nothing that
+/// would end the `<...>` it is sent in.
+fn referrer_uri(s: &str) -> Result<Uri, CallError> {
+    let uri = Uri::parse(s).map_err(|_| CallError::InvalidReferredBy)?;
+    let safe = match &uri {
+        Uri::Sip(u) => u.headers.is_none(),
+        Uri::Other { rest, .. } => !rest.bytes().any(|b| b"<>\"?".contains(&b)),
+    };
+    if safe {
+        Ok(uri)
+    } else {
+        Err(CallError::InvalidReferredBy)
+    }
+}
+
+/// The `Event` header of a NOTIFY (RFC 6665 §8.2.1).
+enum NotifyEvent {
+    /// The REFER package; `id` names the REFER by its CSeq number (RFC 3515 §2.4.6).
+    Refer {
+        id: Option<String>,
+    },
+    Other,
+}
+
+/// `None` for a missing, repeated or malformed Event header. Package names and `id`
+/// compare byte by byte (RFC 6665 §8.2.1), so `Refer` is another package.
+fn notify_event(h: &Headers) -> Option<NotifyEvent> {
+    let value = h.single("Event").ok()?;
+    let (package, params) = match value.split_once(';') {
+        Some((p, rest)) => (p.trim(), parse_params(rest)?),
+        None => (value.trim(), Vec::new()),
+    };
+    if !is_token(package) {
+        return None;
+    }
+    if package != REFER_EVENT {
+        return Some(NotifyEvent::Other);
+    }
+    let id = match find_param(&params, "id") {
+        Some(p) => Some(p.value.clone().filter(|v| is_token(v))?),
+        None => None,
+    };
+    Some(NotifyEvent::Refer { id })
+}
+
+/// Whether `Subscription-State` says `terminated`; `None` when it is missing or malformed
+/// (it is mandatory in NOTIFY, RFC 6665 §4.1.3).
+fn subscription_terminated(h: &Headers) -> Option<bool> {
+    let value = h.single("Subscription-State").ok()?;
+    let state = value.split(';').next().unwrap_or_default().trim();
+    is_token(state).then(|| state.eq_ignore_ascii_case("terminated"))
 }
 
 /// An answer we can bridge must keep at least one audio stream (RFC 3264 §6: port 0

@@ -131,7 +131,18 @@ Contact: <sip:sipp@{me}>\r\n{extra}Content-Length: {len}\r\n\r\n{body}",
 
     /// Full setup up to CallConfirmed; returns (call, our To tag).
     fn confirmed_call(&mut self, call_id: &str) -> (CallHandle, String) {
-        let c = self.incoming(call_id, &format!("z9hG4bK-{call_id}"));
+        self.confirmed_call_with(call_id, "")
+    }
+
+    /// `confirmed_call` with `extra` headers (e.g. Record-Route) in the INVITE.
+    fn confirmed_call_with(&mut self, call_id: &str, extra: &str) -> (CallHandle, String) {
+        let inv = self.invite(call_id, &format!("z9hG4bK-{call_id}"), extra, OFFER);
+        self.send(&inv);
+        assert_eq!(self.statuses(), vec![100]);
+        let c = match self.events().as_slice() {
+            [Event::IncomingCall(c)] => c.clone(),
+            other => panic!("expected IncomingCall, got {other:?}"),
+        };
         self.ep.answer(self.now, c.call, answer_sdp(&c)).unwrap();
         let ok = self.responses().pop().unwrap();
         assert_eq!(ok.status, 200);
@@ -147,6 +158,41 @@ Contact: <sip:sipp@{me}>\r\n{extra}Content-Length: {len}\r\n\r\n{body}",
         self.send(&ack);
         assert_eq!(self.events(), vec![Event::CallConfirmed { call: c.call }]);
         (c.call, tag)
+    }
+}
+
+impl Peer {
+    /// NOTIFY of the subscription a REFER created (RFC 3515 §2.4.4); empty `event`, `state`
+    /// or `frag` leave out the Event header, Subscription-State or sipfrag body.
+    fn notify(
+        &self,
+        dialog: (&str, &str),
+        cseq: u32,
+        branch: &str,
+        event: &str,
+        state: &str,
+        frag: &str,
+    ) -> String {
+        let mut extra = String::new();
+        if !event.is_empty() {
+            extra += &format!("Event: {event}\r\n");
+        }
+        if !state.is_empty() {
+            extra += &format!("Subscription-State: {state}\r\n");
+        }
+        if !frag.is_empty() {
+            extra += "Content-Type: message/sipfrag;version=2.0\r\n";
+        }
+        self.in_dialog("NOTIFY", dialog, cseq, branch, &extra, frag)
+    }
+
+    /// The one message the endpoint sent, which must be a REFER.
+    fn sent_refer(&mut self) -> Request {
+        let sent = self.transmits();
+        assert_eq!(sent.len(), 1, "exactly the REFER");
+        let refer = as_request(&sent[0]);
+        assert_eq!(refer.method, Method::Refer);
+        refer
     }
 }
 
@@ -382,9 +428,10 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
     assert_eq!(r.status, 200);
     assert_eq!(
         r.headers.get("Allow"),
-        Some("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
+        Some("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY")
     );
     assert!(r.headers.get("Accept").unwrap().contains("application/sdp"));
+    assert!(r.headers.get("Accept").unwrap().contains("message/sipfrag"));
     assert!(r.headers.contains("Supported"));
     assert!(r.headers.to().unwrap().tag().is_some());
     assert!(p.events().is_empty());
@@ -567,17 +614,15 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     assert_eq!(r.status, 501);
     assert_eq!(
         r.headers.get("Allow"),
-        Some("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
+        Some("INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY")
     );
     for (i, m) in [
         "SUBSCRIBE",
         "REGISTER",
         "MESSAGE",
         "PUBLISH",
-        "REFER",
         "UPDATE",
         "PRACK",
-        "NOTIFY",
     ]
     .iter()
     .enumerate()
@@ -587,6 +632,14 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         assert_eq!(r.status, 405, "{m}");
         assert!(r.headers.contains("Allow"));
     }
+    // REFER and NOTIFY are in Allow, so never 405: a REFER is declined, a NOTIFY outside
+    // a dialog matches no subscription; both statelessly, like other out-of-dialog requests.
+    p.send(&req("REFER", "z9hG4bK-refer"));
+    assert_eq!(p.statuses(), vec![603]);
+    p.send(&req("NOTIFY", "z9hG4bK-notify"));
+    assert_eq!(p.statuses(), vec![481]);
+    assert!(p.events().is_empty());
+    assert_eq!(p.ep.poll_timeout(), None);
     assert_eq!(p.ep.stats().requests, 9);
 }
 
@@ -1207,4 +1260,467 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
         Some(Some(40001)),
         "rport filled in with the source port"
     );
+}
+
+// ----- blind transfer by REFER (RFC 3515) -------------------------------------
+
+const TRANSFER_TO: &str = "sip:+4989555@transfer.bank.example;user=phone";
+
+#[test]
+fn refer_accepted_then_notifies_in_order() {
+    let mut p = Peer::new(Transport::Udp);
+    let (call, tag) = p.confirmed_call_with(
+        "xfer",
+        "Record-Route: <sip:192.0.2.99:5080;lr>, <sip:core.bank.example;lr>\r\n",
+    );
+    let dialog = ("xfer", tag.as_str());
+    p.ep.refer(p.now, call, TRANSFER_TO, Some("sip:0800123@198.51.100.1"))
+        .unwrap();
+    let sent = p.transmits();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].remote,
+        "192.0.2.99:5080".parse().unwrap(),
+        "first route is the next hop"
+    );
+    let refer = as_request(&sent[0]);
+    assert!(refer.validate().is_ok());
+    assert_eq!(refer.method, Method::Refer);
+    assert_eq!(refer.uri.to_string(), format!("sip:sipp@{}", p.me));
+    let routes: Vec<&str> = refer.headers.get_all("Route").collect();
+    assert_eq!(
+        routes,
+        vec!["<sip:192.0.2.99:5080;lr>", "<sip:core.bank.example;lr>"]
+    );
+    assert_eq!(refer.headers.from().unwrap().tag(), Some(tag.as_str()));
+    assert_eq!(refer.headers.to().unwrap().tag(), Some("ftag-xfer"));
+    assert_eq!(refer.headers.call_id().unwrap(), "xfer");
+    assert_eq!(
+        refer.headers.get("CSeq"),
+        Some("1 REFER"),
+        "first request in our CSeq space"
+    );
+    assert_eq!(
+        refer.headers.get("Refer-To"),
+        Some(&*format!("<{TRANSFER_TO}>"))
+    );
+    assert_eq!(
+        refer.headers.get("Referred-By"),
+        Some("<sip:0800123@198.51.100.1>")
+    );
+    assert_eq!(
+        refer.headers.get("Contact"),
+        Some("<sip:198.51.100.1:5060>")
+    );
+    assert_eq!(refer.headers.get("User-Agent"), Some("voxgate-test"));
+    let via = refer.headers.top_via().unwrap();
+    assert!(via.rfc3261_branch().is_some());
+    assert_eq!(via.sent_by_key(), "198.51.100.1:5060");
+
+    assert_eq!(
+        p.ep.refer(p.now, call, TRANSFER_TO, None),
+        Err(CallError::ReferPending)
+    );
+    assert!(p.transmits().is_empty(), "a refused REFER sends nothing");
+
+    // Provisionals are absorbed; the 202 is reported once, its retransmission not at all.
+    p.send(&reply_to(&refer, 100));
+    assert!(p.events().is_empty());
+    p.send(&reply_to(&refer, 202));
+    assert_eq!(p.events(), vec![Event::ReferResponse { call, status: 202 }]);
+    p.send(&reply_to(&refer, 202));
+    assert!(p.events().is_empty());
+    assert!(p.transmits().is_empty());
+
+    let trying = p.notify(
+        dialog,
+        2,
+        "z9hG4bK-n1",
+        "refer",
+        "active;expires=60",
+        "SIP/2.0 100 Trying\r\n",
+    );
+    p.send(&trying);
+    let r = p.responses();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].status, 200);
+    assert_eq!(r[0].headers.cseq().unwrap().method, Method::Notify);
+    assert_eq!(r[0].headers.to().unwrap().tag(), Some(tag.as_str()));
+    assert_eq!(
+        p.events(),
+        vec![Event::ReferNotify {
+            call,
+            status: Some(100),
+            terminated: false
+        }]
+    );
+    // A retransmitted NOTIFY gets the same 200 and is not reported again.
+    p.send(&trying);
+    assert_eq!(p.statuses(), vec![200]);
+    assert!(p.events().is_empty());
+
+    let done = p.notify(
+        dialog,
+        3,
+        "z9hG4bK-n2",
+        "refer",
+        "terminated;reason=noresource",
+        "SIP/2.0 200 OK\r\n",
+    );
+    p.send(&done);
+    assert_eq!(p.statuses(), vec![200]);
+    assert_eq!(
+        p.events(),
+        vec![Event::ReferNotify {
+            call,
+            status: Some(200),
+            terminated: true
+        }]
+    );
+    // The subscription is over: a further NOTIFY matches nothing.
+    let late = p.notify(
+        dialog,
+        4,
+        "z9hG4bK-n3",
+        "refer",
+        "terminated",
+        "SIP/2.0 200 OK\r\n",
+    );
+    p.send(&late);
+    assert_eq!(p.statuses(), vec![481]);
+    assert!(p.events().is_empty());
+
+    // The transfer is done; voxgate leaves with a BYE in the next CSeq.
+    p.ep.hangup(p.now, call).unwrap();
+    let bye = as_request(&p.transmits()[0]);
+    assert_eq!(bye.headers.get("CSeq"), Some("2 BYE"));
+}
+
+#[test]
+fn refer_declined_603() {
+    let mut p = Peer::new(Transport::Udp);
+    let (call, tag) = p.confirmed_call("decl");
+    p.ep.refer(p.now, call, TRANSFER_TO, None).unwrap();
+    let refer = p.sent_refer();
+    assert!(!refer.headers.contains("Referred-By"));
+    p.send(&reply_to(&refer, 603));
+    assert_eq!(p.events(), vec![Event::ReferResponse { call, status: 603 }]);
+    // A refused REFER created no subscription.
+    let stray = p.notify(
+        ("decl", &tag),
+        2,
+        "z9hG4bK-d1",
+        "refer",
+        "terminated",
+        "SIP/2.0 603 Declined\r\n",
+    );
+    p.send(&stray);
+    assert_eq!(p.statuses(), vec![481]);
+    assert!(p.events().is_empty());
+    // Nothing pending any more: another REFER may go, in the next CSeq.
+    p.ep.refer(p.now, call, "tel:+4989555", None).unwrap();
+    let again = p.sent_refer();
+    assert_eq!(again.headers.get("CSeq"), Some("2 REFER"));
+    assert_eq!(again.headers.get("Refer-To"), Some("<tel:+4989555>"));
+    assert_eq!(p.ep.active_calls(), 1, "the call stays up");
+}
+
+#[test]
+fn unanswered_refer_retransmits_on_timer_e_then_408() {
+    let mut p = Peer::new(Transport::Udp);
+    let (call, _) = p.confirmed_call("lost");
+    p.run_until(Duration::from_secs(1));
+    let start = p.now - p.t0;
+    p.ep.refer(p.now, call, TRANSFER_TO, None).unwrap();
+    let first = p.transmits().remove(0);
+    let retx = p.run_until(start + Duration::from_millis(31_999));
+    let times: Vec<u64> = retx
+        .iter()
+        .map(|(t, _)| *t - start.as_millis() as u64)
+        .collect();
+    // Timer E: T1 doubling, capped at T2 = 4 s.
+    assert_eq!(
+        times,
+        vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+    );
+    assert!(retx.iter().all(|(_, t)| t.payload == first.payload));
+    assert!(p.events().is_empty());
+    assert_eq!(
+        p.ep.refer(p.now, call, TRANSFER_TO, None),
+        Err(CallError::ReferPending)
+    );
+    // Timer F at 64*T1.
+    assert!(p.run_until(start + Duration::from_secs(32)).is_empty());
+    assert_eq!(p.events(), vec![Event::ReferResponse { call, status: 408 }]);
+    assert!(p.run_until(start + Duration::from_secs(100)).is_empty());
+    assert_eq!(p.ep.poll_timeout(), None);
+    assert_eq!(p.ep.active_calls(), 1);
+    // The response that finally shows up belongs to no transaction any more.
+    p.send(&reply_to(&as_request(&first), 202));
+    assert!(p.events().is_empty());
+}
+
+#[test]
+fn refer_over_tcp_is_not_retransmitted() {
+    let mut p = Peer::new(Transport::Tcp);
+    let (call, _) = p.confirmed_call("tcpx");
+    p.ep.refer(p.now, call, TRANSFER_TO, None).unwrap();
+    let refer = p.sent_refer();
+    assert_eq!(
+        refer.headers.top_via().unwrap().sent_by_key(),
+        "198.51.100.1:5061"
+    );
+    assert_eq!(
+        refer.headers.get("Contact"),
+        Some("<sip:198.51.100.1:5061;transport=tcp>")
+    );
+    assert!(p.run_until(Duration::from_secs(40)).is_empty());
+    assert_eq!(p.events(), vec![Event::ReferResponse { call, status: 408 }]);
+}
+
+#[test]
+fn notify_checks_event_subscription_and_body() {
+    let mut p = Peer::new(Transport::Udp);
+    let (call, tag) = p.confirmed_call("nfy");
+    let dialog = ("nfy", tag.as_str());
+    p.ep.refer(p.now, call, TRANSFER_TO, None).unwrap();
+    let refer = p.sent_refer();
+    p.send(&reply_to(&refer, 202));
+    p.events();
+    let frag = "SIP/2.0 180 Ringing\r\n";
+    let mut cseq = 1;
+    let mut send = |p: &mut Peer, event: &str, state: &str, body: &str| {
+        cseq += 1;
+        let n = p.notify(
+            dialog,
+            cseq,
+            &format!("z9hG4bK-nfy{cseq}"),
+            event,
+            state,
+            body,
+        );
+        p.send(&n);
+        let r = p.responses();
+        assert_eq!(r.len(), 1);
+        (r[0].clone(), p.events())
+    };
+
+    let (r, ev) = send(&mut p, "presence", "active", frag);
+    assert_eq!(
+        r.status, 489,
+        "RFC 6665: an event package we did not subscribe to"
+    );
+    assert_eq!(r.headers.get("Allow-Events"), Some("refer"));
+    assert!(ev.is_empty());
+    let (r, ev) = send(&mut p, "Refer", "active", frag);
+    assert_eq!(r.status, 489, "package names compare byte by byte");
+    assert!(ev.is_empty());
+    let (r, ev) = send(&mut p, "", "active", frag);
+    assert_eq!(r.status, 400, "Event is mandatory");
+    assert!(ev.is_empty());
+    let (r, ev) = send(&mut p, "refer;;", "active", frag);
+    assert_eq!(r.status, 400);
+    assert!(ev.is_empty());
+    let (r, ev) = send(&mut p, "refer", "", frag);
+    assert_eq!(r.status, 400, "Subscription-State is mandatory");
+    assert!(ev.is_empty());
+    let (r, ev) = send(&mut p, "refer;id=999", "active", frag);
+    assert_eq!(r.status, 481, "no REFER with CSeq 999");
+    assert!(ev.is_empty());
+
+    let notify = |status, terminated| {
+        vec![Event::ReferNotify {
+            call,
+            status,
+            terminated,
+        }]
+    };
+    let (r, ev) = send(&mut p, "refer;id=1", "pending", frag);
+    assert_eq!(r.status, 200, "id is the REFER's CSeq number");
+    assert_eq!(ev, notify(Some(180), false));
+    let (r, ev) = send(&mut p, "o", "active", "");
+    assert_eq!(r.status, 489, "a package called o");
+    assert!(ev.is_empty());
+    let (r, ev) = send(&mut p, "refer", "active", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(ev, notify(None, false), "no body, no status");
+    let (r, ev) = send(&mut p, "refer", "active", "this is not a sipfrag\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(ev, notify(None, false), "garbage body, no status");
+    let (r, ev) = send(&mut p, "refer", "TERMINATED;reason=timeout", "SIP/2.0 9");
+    assert_eq!(r.status, 200);
+    assert_eq!(ev, notify(None, true));
+    // The subscription ended; a second REFER's NOTIFY uses the compact Event form `o`.
+    p.ep.refer(p.now, call, TRANSFER_TO, None).unwrap();
+    let second = p.sent_refer();
+    assert_eq!(second.headers.get("CSeq"), Some("2 REFER"));
+    p.send(&reply_to(&second, 202));
+    p.events();
+    let compact = p.in_dialog(
+        "NOTIFY",
+        dialog,
+        50,
+        "z9hG4bK-nfy-compact",
+        "o: refer;id=2\r\nSubscription-State: terminated\r\nc: message/sipfrag\r\n",
+        "SIP/2.0 486 Busy Here\r\n",
+    );
+    p.send(&compact);
+    assert_eq!(p.statuses(), vec![200]);
+    assert_eq!(p.events(), notify(Some(486), true));
+    assert!(p.transmits().is_empty());
+    assert_eq!(p.ep.active_calls(), 1);
+}
+
+#[test]
+fn refer_arguments_and_state_are_checked() {
+    let mut p = Peer::new(Transport::Udp);
+    let ghost = CallHandle(999);
+    assert_eq!(
+        p.ep.refer(p.now, ghost, TRANSFER_TO, None),
+        Err(CallError::UnknownCall)
+    );
+    // Ringing, then answered but not yet ACKed: no REFER before the dialog is confirmed.
+    let c = p.incoming("early", "z9hG4bK-early");
+    assert_eq!(
+        p.ep.refer(p.now, c.call, TRANSFER_TO, None),
+        Err(CallError::WrongState)
+    );
+    p.ep.answer(p.now, c.call, answer_sdp(&c)).unwrap();
+    p.transmits();
+    assert_eq!(
+        p.ep.refer(p.now, c.call, TRANSFER_TO, None),
+        Err(CallError::WrongState)
+    );
+
+    let (call, _) = p.confirmed_call("args");
+    for (to, err) in [
+        (
+            "sip:agent@pbx.example?Replaces=abc",
+            CallError::ReferToHeaders,
+        ),
+        ("sip:agent@pbx.example?", CallError::ReferToHeaders),
+        ("tel:+4989555?x=y", CallError::ReferToHeaders),
+        ("", CallError::InvalidReferTo),
+        ("not a uri", CallError::InvalidReferTo),
+        ("<sip:agent@pbx.example>", CallError::InvalidReferTo),
+        ("sip:agent@pbx example", CallError::InvalidReferTo),
+        ("sip:agent@pbx.example\r\nX: y", CallError::InvalidReferTo),
+        ("sip:agent@pbx.example>;x", CallError::InvalidReferTo),
+        ("http://transfer.example/", CallError::InvalidReferTo),
+        ("tel:hotline", CallError::InvalidReferTo),
+        ("tel:+49<89>", CallError::InvalidReferTo),
+    ] {
+        assert_eq!(p.ep.refer(p.now, call, to, None), Err(err), "{to:?}");
+    }
+    for by in [
+        "sip:me@voxgate?subject=x",
+        "<sip:me@voxgate>",
+        "urn:x\">",
+        "sip:",
+    ] {
+        assert_eq!(
+            p.ep.refer(p.now, call, TRANSFER_TO, Some(by)),
+            Err(CallError::InvalidReferredBy),
+            "{by:?}"
+        );
+    }
+    assert!(p.transmits().is_empty(), "refused REFERs send nothing");
+    // What is accepted: tel: with visual separators and parameters, sips:, Referred-By tel:.
+    p.ep.refer(
+        p.now,
+        call,
+        "tel:+49-89-555;phone-context=+49",
+        Some("tel:+49800123"),
+    )
+    .unwrap();
+    let refer = p.sent_refer();
+    assert_eq!(
+        refer.headers.get("Refer-To"),
+        Some("<tel:+49-89-555;phone-context=+49>")
+    );
+    assert_eq!(refer.headers.get("Referred-By"), Some("<tel:+49800123>"));
+    assert_eq!(
+        refer.headers.get("CSeq"),
+        Some("1 REFER"),
+        "refused attempts used no CSeq"
+    );
+    p.send(&reply_to(&refer, 202));
+    p.events();
+    p.ep.refer(p.now, call, "sips:agent@pbx.example:5061", None)
+        .unwrap();
+    assert_eq!(
+        p.sent_refer().headers.get("Refer-To"),
+        Some("<sips:agent@pbx.example:5061>")
+    );
+    // While our BYE is in flight the call takes no REFER.
+    p.ep.hangup(p.now, call).unwrap();
+    p.transmits();
+    assert_eq!(
+        p.ep.refer(p.now, call, TRANSFER_TO, None),
+        Err(CallError::WrongState)
+    );
+}
+
+#[test]
+fn incoming_refer_is_declined() {
+    let mut p = Peer::new(Transport::Udp);
+    let (call, tag) = p.confirmed_call("theirs");
+    let refer = p.in_dialog(
+        "REFER",
+        ("theirs", &tag),
+        2,
+        "z9hG4bK-theirs",
+        "Refer-To: <sip:elsewhere@bank.example>\r\n",
+        "",
+    );
+    p.send(&refer);
+    let r = p.responses();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].status, 603);
+    assert_eq!(r[0].headers.to().unwrap().tag(), Some(tag.as_str()));
+    assert!(p.events().is_empty());
+    // Retransmission: same answer from the server transaction.
+    p.send(&refer);
+    assert_eq!(p.statuses(), vec![603]);
+    // The call is unaffected.
+    let info = p.in_dialog(
+        "INFO",
+        ("theirs", &tag),
+        3,
+        "z9hG4bK-theirs-info",
+        "Content-Type: application/dtmf-relay\r\n",
+        "Signal=5\r\nDuration=100\r\n",
+    );
+    p.send(&info);
+    assert_eq!(p.statuses(), vec![200]);
+    assert_eq!(
+        p.events(),
+        vec![Event::DtmfInfo {
+            call,
+            digit: '5',
+            duration_ms: 100
+        }]
+    );
+}
+
+#[test]
+fn refer_response_after_the_call_ended_is_not_reported() {
+    let mut p = Peer::new(Transport::Udp);
+    let (call, tag) = p.confirmed_call("gone");
+    p.ep.refer(p.now, call, TRANSFER_TO, None).unwrap();
+    let refer = p.sent_refer();
+    let bye = p.in_dialog("BYE", ("gone", &tag), 2, "z9hG4bK-gone", "", "");
+    p.send(&bye);
+    assert_eq!(p.statuses(), vec![200]);
+    assert_eq!(
+        p.events(),
+        vec![Event::CallEnded {
+            call,
+            reason: EndReason::RemoteBye
+        }]
+    );
+    p.send(&reply_to(&refer, 202));
+    assert!(p.events().is_empty(), "nothing after CallEnded");
+    assert!(p.run_until(Duration::from_secs(40)).is_empty());
+    assert!(p.events().is_empty());
 }

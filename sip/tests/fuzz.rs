@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use voxgate_sip::endpoint::{Endpoint, EndpointConfig, Event, Transport};
 use voxgate_sip::framing::StreamDecoder;
 use voxgate_sip::sdp::{self, LocalMedia, SessionDescription};
-use voxgate_sip::SipMessage;
+use voxgate_sip::{Response, SipMessage};
 
 /// splitmix64, so runs are reproducible from the seed.
 struct Rng(u64);
@@ -130,6 +130,7 @@ fn exercise_message(data: &[u8]) {
         let _ = r.validate();
         let _ = voxgate_sip::body::extract_sdp(r);
         let _ = voxgate_sip::body::parse_dtmf_info(r);
+        let _ = voxgate_sip::body::sipfrag_status(r);
         let _ = voxgate_sip::transaction::TransactionKey::for_request(r);
     }
     let bytes = msg.to_bytes();
@@ -292,4 +293,127 @@ fn mutated_traffic_never_panics_the_endpoint() {
     }
     assert!(ep.stats().parse_errors > 0);
     assert!(ep.stats().requests > 0);
+}
+
+/// In-dialog NOTIFYs and REFERs need the dialog's tags, which random mutation never
+/// guesses: this sets up a confirmed call with a pending REFER subscription and mutates
+/// requests inside that dialog.
+#[test]
+fn mutated_in_dialog_notifies_never_panic_the_endpoint() {
+    let mut rng = seed(0x5eed_0005);
+    let mut ep = Endpoint::new(EndpointConfig {
+        seed: 11,
+        ..EndpointConfig::default()
+    });
+    let now = Instant::now();
+    let local: SocketAddr = "198.51.100.1:5060".parse().unwrap();
+    let remote: SocketAddr = "192.0.2.20:5070".parse().unwrap();
+    let invite = seeds().pop().expect("the INVITE seed");
+    ep.handle_input(now, Transport::Udp, local, remote, &invite);
+    let call = match ep.poll_event() {
+        Some(Event::IncomingCall(c)) => c.call,
+        other => panic!("expected IncomingCall, got {other:?}"),
+    };
+    let local_media = LocalMedia::new("198.51.100.1".parse().unwrap(), 40000, 3);
+    let offer = SessionDescription::parse(OFFER.as_bytes()).unwrap();
+    let answer = sdp::negotiate(&offer, &local_media).unwrap().answer;
+    ep.answer(now, call, answer.to_string()).unwrap();
+    let tag = std::iter::from_fn(|| ep.poll_transmit())
+        .filter_map(|t| match SipMessage::parse(&t.payload) {
+            Ok(SipMessage::Response(r)) if r.status == 200 => {
+                r.headers.to().ok()?.tag().map(str::to_string)
+            }
+            _ => None,
+        })
+        .next()
+        .expect("200 with our tag");
+    // Every request carries the highest CSeq there is (equal numbers are in order), so no
+    // mutation can raise the dialog's remote CSeq and get all later requests refused.
+    let in_dialog = |method: &str, n: usize, extra: &str, body: &str| {
+        format!(
+            "{method} sip:hotline@198.51.100.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.20:5070;branch=z9hG4bK-m{n}\r\n\
+From: \"A\" <sip:a@bank.example>;tag=f1\r\nTo: <sip:0800@198.51.100.1>;tag={tag}\r\nCall-ID: fuzz\r\n\
+CSeq: 2147483647 {method}\r\nMax-Forwards: 70\r\nContact: <sip:a@192.0.2.20:5070>\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    ep.handle_input(
+        now,
+        Transport::Udp,
+        local,
+        remote,
+        in_dialog("ACK", 1, "", "")
+            .replace("2147483647 ACK", "1 ACK")
+            .as_bytes(),
+    );
+    assert_eq!(ep.poll_event(), Some(Event::CallConfirmed { call }));
+
+    let mut notifies = 0;
+    let mut refer_seq = 0;
+    for i in 0..1500 * scale() {
+        // Keep subscriptions open: a new REFER whenever the previous one has its answer.
+        if ep
+            .refer(
+                now,
+                call,
+                "sip:desk@pbx.example",
+                Some("sip:0800@198.51.100.1"),
+            )
+            .is_ok()
+        {
+            let sent: Vec<_> = std::iter::from_fn(|| ep.poll_transmit()).collect();
+            for t in sent {
+                if let Ok(SipMessage::Request(r)) = SipMessage::parse(&t.payload) {
+                    refer_seq = r.headers.cseq().map_or(0, |c| c.seq);
+                    let ok = Response::from_request(&r, 202, None).to_bytes();
+                    ep.handle_input(now, Transport::Udp, local, remote, &ok);
+                }
+            }
+        }
+        let seed = match rng.below(3) {
+            0 => in_dialog(
+                "NOTIFY",
+                i + 2,
+                &format!("Event: refer;id={refer_seq}\r\nSubscription-State: active;expires=60\r\n\
+Content-Type: message/sipfrag;version=2.0\r\n"),
+                "SIP/2.0 180 Ringing\r\n",
+            ),
+            1 => in_dialog(
+                "NOTIFY",
+                i + 2,
+                "o: refer\r\nSubscription-State: terminated;reason=noresource\r\nc: message/sipfrag\r\n",
+                "SIP/2.0 200 OK\r\n",
+            ),
+            _ => in_dialog("REFER", i + 2, "Refer-To: <sip:x@y>\r\nReferred-By: <sip:z@w>\r\n", ""),
+        };
+        let data = mutate(&mut rng, seed.as_bytes());
+        ep.handle_input(now, Transport::Udp, local, remote, &data);
+        while let Some(ev) = ep.poll_event() {
+            match ev {
+                Event::ReferNotify { call: c, .. } => {
+                    assert_eq!(c, call);
+                    notifies += 1;
+                }
+                Event::ReferResponse { call: c, status } => {
+                    assert_eq!((c, status), (call, 202));
+                }
+                other => panic!("unexpected event {other:?}"),
+            }
+        }
+        while let Some(t) = ep.poll_transmit() {
+            assert!(
+                SipMessage::parse(&t.payload).is_ok(),
+                "we sent unparseable bytes"
+            );
+        }
+    }
+    assert!(
+        notifies > 100,
+        "mutations left the NOTIFY path unexercised ({notifies})"
+    );
+    assert_eq!(
+        ep.active_calls(),
+        1,
+        "no mutated NOTIFY or REFER ends the call"
+    );
 }

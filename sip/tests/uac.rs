@@ -149,6 +149,8 @@ fn from_agent(invite: &Request, method: &str, cseq: u32, extra: &str, body: &str
         String::new()
     } else if method == "INFO" {
         "Content-Type: application/dtmf-relay\r\n".to_string()
+    } else if method == "NOTIFY" {
+        "Content-Type: message/sipfrag\r\n".to_string()
     } else {
         "Content-Type: application/sdp\r\n".to_string()
     };
@@ -781,6 +783,94 @@ fn info_and_reinvite_on_the_outgoing_dialog() {
     let stale = from_agent(&p.invite, "INFO", 1, "", "Signal=1\r\n").replace("INFO-1", "stale");
     u.send(&stale);
     assert_eq!(as_response(&u.transmits()[0]).status, 500);
+}
+
+#[test]
+fn refer_on_the_outgoing_dialog() {
+    let mut u = Uac::new(Transport::Udp);
+    let p = u.place();
+    assert_eq!(
+        u.ep.refer(u.now, p.call, "sip:desk@pbx.example", None),
+        Err(CallError::WrongState),
+        "no dialog before the answer"
+    );
+    let rr = "Record-Route: <sip:core.pbx.example;lr>, <sip:192.0.2.60:5070;lr>\r\n";
+    u.send(&reply(&p.invite, 200, Some("agent-1"), rr, ANSWER));
+    u.transmits();
+    u.events();
+
+    u.ep.refer(
+        u.now,
+        p.call,
+        "sip:desk@pbx.example",
+        Some("sip:hotline@198.51.100.1"),
+    )
+    .unwrap();
+    let sent = u.transmits();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].remote, "192.0.2.60:5070".parse().unwrap());
+    let refer = as_request(&sent[0]);
+    assert!(refer.validate().is_ok());
+    assert_eq!(refer.method, Method::Refer);
+    assert_eq!(refer.uri.to_string(), "sip:agent@192.0.2.51:5062");
+    let routes: Vec<&str> = refer.headers.get_all("Route").collect();
+    assert_eq!(
+        routes,
+        vec!["<sip:192.0.2.60:5070;lr>", "<sip:core.pbx.example;lr>"]
+    );
+    assert_eq!(
+        refer.headers.get("CSeq"),
+        Some("2 REFER"),
+        "after the INVITE's 1"
+    );
+    assert_eq!(from_tag(&refer), from_tag(&p.invite));
+    assert_eq!(refer.headers.to().unwrap().tag(), Some("agent-1"));
+    assert_eq!(
+        refer.headers.call_id().unwrap(),
+        p.invite.headers.call_id().unwrap()
+    );
+    assert_eq!(
+        refer.headers.get("Refer-To"),
+        Some("<sip:desk@pbx.example>")
+    );
+    assert_eq!(
+        refer.headers.get("Referred-By"),
+        Some("<sip:hotline@198.51.100.1>")
+    );
+
+    u.send(&reply(&refer, 202, None, "", ""));
+    assert_eq!(
+        u.events(),
+        vec![Event::ReferResponse {
+            call: p.call,
+            status: 202
+        }]
+    );
+    // The agent's side reports its call to the desk; NOTIFY may use the id form.
+    u.send(&from_agent(
+        &p.invite,
+        "NOTIFY",
+        1,
+        "Event: refer;id=2\r\nSubscription-State: terminated;reason=noresource\r\n",
+        "SIP/2.0 200 OK\r\n",
+    ));
+    let ok = as_response(&u.transmits()[0]);
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.headers.to().unwrap().tag(),
+        Some(from_tag(&p.invite).as_str())
+    );
+    assert_eq!(
+        u.events(),
+        vec![Event::ReferNotify {
+            call: p.call,
+            status: Some(200),
+            terminated: true
+        }]
+    );
+    u.ep.hangup(u.now, p.call).unwrap();
+    let bye = as_request(&u.transmits()[0]);
+    assert_eq!(bye.headers.get("CSeq"), Some("3 BYE"));
 }
 
 #[test]
