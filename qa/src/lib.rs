@@ -1,13 +1,16 @@
-//! Call records and their durable storage.
+//! Call records, their durable storage, and automated quality checking.
 //!
 //! Quality checking scores what is stored here, so the record is the contract between the call path and QA:
-//! who called, when, how it ended, the call's timeline and where its recording is.
+//! who called, when, how it ended, the call's timeline, its turns and where its recording is.
 
+pub mod acoustics;
 pub mod record;
+pub mod scorecard;
+pub mod sentiment;
 pub mod store;
 
 pub use record::{
-    CallRecord, CallSummary, DialogEvent, DialogSummary, Handoff, IntentResult, SlotValue, Speaker,
-    TimelineEvent, Turn, TurnSegment,
+    Acoustics, CallRecord, CallSummary, DialogEvent, DialogSummary, Handoff, IntentResult,
+    SlotValue, Speaker, TimelineEvent, Turn, TurnSegment,
 };
 pub use store::{CallFilter, Store, StoreError};

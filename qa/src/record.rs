@@ -64,6 +64,34 @@ pub struct Turn {
     pub interrupted: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<TurnSegment>,
+    /// How it was said (caller and agent turns measured from their audio; `None` for prompts and for
+    /// turns whose audio was not kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acoustics: Option<Acoustics>,
+}
+
+/// Acoustic measurements of one spoken turn; QA's emotion rules compare them with the same speaker's
+/// earlier turns (arousal), because absolute loudness and pitch differ between people and phone lines.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Acoustics {
+    /// Voiced speech in the turn (pauses excluded).
+    pub speech_ms: u32,
+    /// RMS level of the speech frames, dB relative to full scale.
+    pub loudness_dbfs: f32,
+    /// Median fundamental frequency of voiced frames; `None` when no frame was voiced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pitch_hz: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pitch_p10_hz: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pitch_p90_hz: Option<f32>,
+    /// Words (Han characters count as words) per minute of speech; `None` without text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub words_per_min: Option<f32>,
+    /// Rise of loudness, pitch and rate over the speaker's earlier turns in the call, in units of their
+    /// spread (0 = as before, > 1.5 = markedly aroused); `None` until there is a baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arousal: Option<f32>,
 }
 
 /// Everything stored about one call.
@@ -98,6 +126,9 @@ pub struct CallRecord {
     /// What the dialog understood and did: the context an agent and QA need.
     #[serde(default)]
     pub dialog: DialogSummary,
+    /// Language of the call's flow (`en`, `zh`): picks the scorecards that score it.
+    #[serde(default)]
+    pub language: String,
 }
 
 /// The dialog's outcome, kept up to date during the call (agents read it on screen-pop).
@@ -154,6 +185,9 @@ pub struct Handoff {
     /// Agent who took the call, once connected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// What routing took into account about the caller (`vip`, `upset`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// One analytics event, at a millisecond offset from the call's arrival.
@@ -166,7 +200,7 @@ pub struct DialogEvent {
     pub detail: String,
 }
 
-/// A list row: the record without its timeline.
+/// A list row: the record without its timeline and transcript, with what QA lists filter on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CallSummary {
     pub id: i64,
@@ -179,4 +213,14 @@ pub struct CallSummary {
     pub end_reason: Option<String>,
     pub digits: String,
     pub has_recording: bool,
+    pub language: String,
+    pub intent: Option<String>,
+    /// Agent who took the call after a hand-off.
+    pub agent: Option<String>,
+    /// Finished without a human; `None` while in progress or when the dialog never said.
+    pub contained: Option<bool>,
+    /// Score of the call's first scorecard after reviews (`None` until scored).
+    pub score: Option<f32>,
+    pub passed: Option<bool>,
+    pub alerts: u32,
 }

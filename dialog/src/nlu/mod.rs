@@ -53,5 +53,5 @@ pub use intent::{
 };
 pub use phonetic::{edit_distance, phonetic_key};
 pub use redact::{redact_numbers, MIN_DIGITS as REDACT_MIN_DIGITS, REDACTED};
-pub use text::{detect_script, Script};
+pub use text::{detect_script, is_han, Script};
 pub use yes_no::yes_no;

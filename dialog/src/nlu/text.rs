@@ -39,7 +39,7 @@ pub fn detect_script(text: &str) -> Script {
 
 /// CJK unified ideographs (with extension A and the compatibility block) and 〇, the characters Mandarin
 /// text uses.
-pub(crate) fn is_han(c: char) -> bool {
+pub fn is_han(c: char) -> bool {
     matches!(c as u32, 0x3007 | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
 }
 
