@@ -7,6 +7,8 @@ APT_PACKAGES=(
   libopus-dev                                     # the optional `opus` feature
   sip-tester baresip-core                         # real SIP peers for the integration tests
   espeak-ng flite sox                             # synthetic speech and audio tools for tests and prompts
+  postgresql                                      # the PostgreSQL storage backend's tests start a real server
+  chromium                                        # the web UI tests drive headless Chromium (Playwright)
 )
 
 missing=()

@@ -11,18 +11,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use voxgate_backend::{flow_ops, Backend};
 use voxgate_config::Config;
-use voxgate_dialog::flow::{Analytics, BackendFailure, Op, Value};
+use voxgate_dialog::flow::{
+    Analytics, BackendFailure, Op, Say, TransferFailure, TransferOutcome, Value,
+};
 use voxgate_dialog::nlu::redact_numbers;
 use voxgate_media::codec::CodecKind;
 use voxgate_media::rtcp::SplitMix64;
 use voxgate_media::session::SessionConfig;
 use voxgate_media::speech::PipelineConfig;
+use voxgate_qa::scorecard::{LiveScorer, ScorecardSet};
 use voxgate_qa::{
-    CallRecord, DialogEvent, Handoff, IntentResult, SlotValue, Speaker, TimelineEvent, Turn,
-    TurnSegment,
+    Acoustics, CallRecord, DialogEvent, Handoff, IntentResult, SlotValue, Speaker, TimelineEvent,
+    Turn, TurnSegment,
 };
 use voxgate_sip::endpoint::{
     CallHandle, EndReason, Endpoint, Event, IncomingCall, OutgoingCall, Transport,
@@ -30,7 +33,8 @@ use voxgate_sip::endpoint::{
 use voxgate_sip::sdp::{self, LocalMedia, Negotiated, SessionDescription};
 
 use crate::dialogs::{uri_user, DialogSet, Dialogs};
-use crate::handoff::AgentPool;
+use crate::handoff::{AgentPool, HoldQueue, Join, QueueEvent, Traits};
+use crate::live::{JsonPoster, LiveCall, LiveTurn};
 use crate::media_engine::{
     BridgeLeg, DialogNote, MediaCommand, MediaEvent, MediaPool, NewCall, Recognition,
     AGENT_UTTERANCE_BASE,
@@ -78,6 +82,38 @@ struct Call {
     /// The agent leg ringing or bridged, and the agents already tried for this hand-off.
     agent_leg: Option<CallHandle>,
     agents_tried: Vec<usize>,
+    /// Realtime QA rules over the turns so far (`None` when QA is off or no scorecard has the language).
+    scorer: Option<LiveScorer>,
+    /// The caller sounded angry or distressed (routing prefers agents skilled at soothing).
+    upset: bool,
+    /// What routing knows about the caller for the current hand-off.
+    traits: Traits,
+    /// A blind transfer is under way: REFER sent (`None` deadline) or accepted and waiting for the final
+    /// NOTIFY until the deadline.
+    refer: Option<Option<Instant>>,
+    /// The last turns, for the supervisor board.
+    recent: std::collections::VecDeque<LiveTurn>,
+    alerts: u32,
+}
+
+/// After a REFER is accepted, voxgate leaves the call this long after it at the latest, final NOTIFY or not.
+const REFER_NOTIFY_WAIT: Duration = Duration::from_secs(30);
+/// A caller turn this negative (lexical sentiment, -1..=1) marks the caller as upset for routing.
+const UPSET_SENTIMENT: f32 = -0.5;
+/// Turns kept per call for the live board.
+const RECENT_TURNS: usize = 6;
+/// The live board is republished at most this often.
+const BOARD_EVERY: Duration = Duration::from_millis(250);
+
+/// What the controller feeds supervisors: live alerts (through the scorecards' realtime rules), the live
+/// transcript and the board of active calls.
+pub struct LiveServices {
+    /// `None` when QA is off.
+    pub scorecards: Option<watch::Receiver<ScorecardSet>>,
+    /// Realtime rules also look at partial transcripts.
+    pub partials: bool,
+    pub turns: broadcast::Sender<Arc<LiveTurn>>,
+    pub board: watch::Sender<Arc<Vec<LiveCall>>>,
 }
 
 /// An utterance sent to the recogniser: when, cut at the maximum length, and who spoke.
@@ -98,7 +134,8 @@ struct AgentLeg {
     local: LocalMedia,
     /// Ringing gives up at this time; `None` once answered or cancelled.
     ring_until: Option<Instant>,
-    answered: bool,
+    /// When the agent picked up (their handle time is measured from here).
+    answered_at: Option<Instant>,
 }
 
 impl Call {
@@ -114,7 +151,65 @@ impl Call {
             confidence: None,
             interrupted: cut,
             segments: Vec::new(),
+            acoustics: None,
         });
+    }
+
+    /// Remembers a turn for the board and announces it on the live transcript stream.
+    fn show_turn(&mut self, turns: &broadcast::Sender<Arc<LiveTurn>>, turn: LiveTurn) {
+        if !turn.partial {
+            if self.recent.len() == RECENT_TURNS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(turn.clone());
+        }
+        // Nobody listening is fine.
+        let _ = turns.send(Arc::new(turn));
+    }
+
+    fn live_turn(&self, speaker: Speaker, utterance: u32, t: &Turn, partial: bool) -> LiveTurn {
+        LiveTurn {
+            call_id: self.record.call_id.clone(),
+            speaker: speaker.as_str(),
+            utterance,
+            start_ms: t.start_ms,
+            end_ms: t.end_ms,
+            text: t.text.clone(),
+            partial,
+        }
+    }
+
+    /// The board row of a call in progress.
+    fn board_row(&self) -> LiveCall {
+        let d = &self.record.dialog;
+        let state = match self.phase {
+            Phase::Ringing { .. } | Phase::Answered => "ringing",
+            Phase::Ending => "ending",
+            Phase::Confirmed => match (self.agent_leg, d.handoff.as_ref()) {
+                (Some(_), Some(h)) if h.agent.is_some() => "with_agent",
+                (Some(_), _) => "transferring",
+                _ => "talking",
+            },
+        };
+        LiveCall {
+            call_id: self.record.call_id.clone(),
+            from_uri: self.record.from_uri.clone(),
+            to_uri: self.record.to_uri.clone(),
+            started_at_ms: self.record.started_at_ms,
+            language: self.record.language.clone(),
+            state,
+            step: d
+                .events
+                .iter()
+                .rev()
+                .find(|e| e.kind == "form")
+                .map(|e| e.detail.clone()),
+            intent: d.intent.as_ref().map(|i| i.name.clone()),
+            verification: d.verification.clone(),
+            agent: d.handoff.as_ref().and_then(|h| h.agent.clone()),
+            alerts: self.alerts,
+            recent: self.recent.iter().cloned().collect(),
+        }
     }
 }
 
@@ -135,6 +230,11 @@ pub struct ControllerConfig {
     pub asr_prompt: Option<Arc<str>>,
     /// How long an agent's phone rings before the next agent is tried.
     pub ring_timeout: Duration,
+    /// Longest wait in the hand-off queue, and how often the caller hears their position.
+    pub queue_timeout: Duration,
+    pub announce_every: Duration,
+    /// Blind-transfer hand-offs here (REFER) instead of bridging agents.
+    pub refer_target: Option<String>,
     /// UDP listeners; agent calls go out from the first of the agent's address family.
     pub sip_udp: Vec<SocketAddr>,
 }
@@ -162,6 +262,9 @@ impl ControllerConfig {
             // The pool applies the configured biasing prompt; flow steps may name their own.
             asr_prompt: None,
             ring_timeout: cfg.handoff.ring_timeout(),
+            queue_timeout: cfg.handoff.queue_timeout(),
+            announce_every: cfg.handoff.announce_every(),
+            refer_target: cfg.handoff.refer_target.clone(),
             sip_udp: cfg.sip.udp.clone(),
         }
     }
@@ -174,6 +277,9 @@ pub struct CallServices {
     pub agents: AgentPool,
     /// `None` when voiceprints are off or their model could not be loaded.
     pub voiceprints: Option<Voiceprints>,
+    pub live: LiveServices,
+    /// `[handoff] screen_pop_url`: told about every agent call as it rings.
+    pub screen_pop: Option<JsonPoster>,
 }
 
 pub struct Controller {
@@ -193,6 +299,13 @@ pub struct Controller {
     voiceprints: Option<Voiceprints>,
     /// Agent legs by their own handle.
     legs: HashMap<CallHandle, AgentLeg>,
+    live: LiveServices,
+    screen_pop: Option<JsonPoster>,
+    /// Callers waiting for an agent.
+    queue: HoldQueue,
+    /// The board changed since it was last published; next publication allowed at `board_next`.
+    board_dirty: bool,
+    board_next: Instant,
 }
 
 impl Controller {
@@ -210,6 +323,8 @@ impl Controller {
             backend,
             agents,
             voiceprints,
+            live,
+            screen_pop,
         } = services;
         let seed = random_seed();
         Self {
@@ -226,6 +341,51 @@ impl Controller {
             agents,
             voiceprints,
             legs: HashMap::new(),
+            live,
+            screen_pop,
+            queue: HoldQueue::default(),
+            board_dirty: false,
+            board_next: Instant::now(),
+        }
+    }
+
+    /// Publishes the supervisor board when it changed, at most every [`BOARD_EVERY`].
+    fn publish_board(&mut self, now: Instant) {
+        if !self.board_dirty || now < self.board_next {
+            return;
+        }
+        let mut rows: Vec<LiveCall> = self
+            .calls
+            .values()
+            .filter(|c| c.phase != Phase::Ending)
+            .map(Call::board_row)
+            .collect();
+        rows.sort_by_key(|r| r.started_at_ms);
+        let _ = self.live.board.send(Arc::new(rows));
+        self.board_dirty = false;
+        self.board_next = now + BOARD_EVERY;
+    }
+
+    /// Runs the call's realtime QA rules on a new turn; alerts go to the store (which announces them).
+    fn check_live(&mut self, handle: CallHandle, turn: &Turn, partial: bool, now: Instant) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        let Some(scorer) = call.scorer.as_mut() else {
+            return;
+        };
+        // Rules read the conversation in time order; recognition lags the audio.
+        call.record.turns.sort_by_key(|t| t.start_ms);
+        let alerts = scorer.on_turn(&call.record, turn, partial);
+        for alert in alerts {
+            call.alerts += 1;
+            call.record.timeline.push(TimelineEvent {
+                at_ms: ms_since(call.arrived, now),
+                kind: "alert".into(),
+                detail: format!("{} {}", alert.rule, alert.quote),
+            });
+            self.store
+                .alert(handle.0, call.record.call_id.clone(), alert, wall_ms());
         }
     }
 
@@ -263,6 +423,12 @@ impl Controller {
                     self.on_agent_gone(now, call, "hung up");
                 }
                 Event::CallConfirmed { call } => self.on_confirmed(now, call),
+                Event::ReferResponse { call, status } => self.on_refer_response(now, call, status),
+                Event::ReferNotify {
+                    call,
+                    status,
+                    terminated,
+                } => self.on_refer_notify(now, call, status, terminated),
                 Event::ReInvite { call, offer } => self.on_reinvite(now, call, offer),
                 Event::DtmfInfo {
                     call,
@@ -283,7 +449,9 @@ impl Controller {
                 }
                 Event::CallEnded { call, reason } => self.on_ended(now, call, reason),
             }
+            self.board_dirty = true;
         }
+        self.publish_board(now);
     }
 
     fn on_incoming(&mut self, now: Instant, inc: IncomingCall) {
@@ -313,6 +481,11 @@ impl Controller {
             ..Default::default()
         };
         record.dialog.flow = dialog.flow.name.clone();
+        record.language = dialog.flow.language.clone();
+        let scorer = self.live.scorecards.as_ref().and_then(|s| {
+            let cards = s.borrow().for_language(&record.language);
+            (!cards.is_empty()).then(|| LiveScorer::new(cards))
+        });
 
         let reject = |this: &mut Self, record: &mut CallRecord, status: u16, why: &str| {
             tracing::warn!(status, why, "rejecting call");
@@ -406,6 +579,12 @@ impl Controller {
                 called,
                 agent_leg: None,
                 agents_tried: Vec::new(),
+                scorer,
+                upset: false,
+                traits: Traits::default(),
+                refer: None,
+                recent: std::collections::VecDeque::new(),
+                alerts: 0,
             },
         );
         if self.cfg.answer_delay.is_zero() {
@@ -423,6 +602,9 @@ impl Controller {
                 _ => c.store_by,
             })
             .chain(self.legs.values().filter_map(|l| l.ring_until))
+            .chain(self.board_dirty.then_some(self.board_next))
+            .chain(self.queue.poll_timeout())
+            .chain(self.calls.values().filter_map(|c| c.refer.flatten()))
             .min();
         match (ring, self.endpoint.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -432,6 +614,7 @@ impl Controller {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.endpoint.handle_timeout(now);
+        self.publish_board(now);
         // Agents who let it ring too long: cancel; the failure event moves on to the next agent.
         let unanswered: Vec<CallHandle> = self
             .legs
@@ -446,6 +629,21 @@ impl Controller {
             if self.endpoint.hangup(now, h).is_err() {
                 self.on_agent_gone(now, h, "no answer");
             }
+        }
+        for ev in self
+            .queue
+            .handle_timeout(now, self.cfg.announce_every, &self.agents)
+        {
+            self.on_queue_event(now, ev);
+        }
+        let referred: Vec<CallHandle> = self
+            .calls
+            .values()
+            .filter(|c| c.refer.flatten().is_some_and(|t| t <= now))
+            .map(|c| c.handle)
+            .collect();
+        for h in referred {
+            self.transferred(now, h);
         }
         let due: Vec<CallHandle> = self
             .calls
@@ -638,6 +836,9 @@ impl Controller {
         call.phase = Phase::Ending;
         drop(_g);
         let agent_leg = call.agent_leg.take();
+        if self.queue.leave(handle.0).is_some() {
+            Metrics::set(&self.metrics.queue_waiting, self.queue.len() as u64);
+        }
         // If the media thread is gone its sockets went with it: finish without waiting for `Removed`.
         let removing = call.media_running
             && self
@@ -671,6 +872,7 @@ impl Controller {
     }
 
     pub fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {
+        self.board_dirty = true;
         match ev {
             MediaEvent::Timeline {
                 key,
@@ -738,7 +940,7 @@ impl Controller {
                         .map(|p| texts.get(&**p).map_or(&**p, String::as_str))
                         .collect::<Vec<_>>()
                         .join(" ");
-                    call.record.turns.push(Turn {
+                    let turn = Turn {
                         speaker: Speaker::Voxgate,
                         start_ms: ms_since(call.arrived, start),
                         end_ms: ms_since(call.arrived, end),
@@ -746,10 +948,15 @@ impl Controller {
                         confidence: None,
                         interrupted,
                         segments: Vec::new(),
-                    });
+                        acoustics: None,
+                    };
+                    let live = call.live_turn(Speaker::Voxgate, 0, &turn, false);
+                    call.show_turn(&self.live.turns, live);
+                    call.record.turns.push(turn.clone());
+                    self.check_live(CallHandle(key), &turn, false, now);
                 }
             }
-            MediaEvent::Asr(result) => self.on_asr(now, *result),
+            MediaEvent::Asr(result, acoustics) => self.on_asr(now, *result, acoustics),
             MediaEvent::Dialog { key, at, note } => {
                 if let Some(call) = self.calls.get_mut(&CallHandle(key)) {
                     let at_ms = ms_since(call.arrived, at);
@@ -867,17 +1074,139 @@ impl Controller {
         let Some(call) = self.calls.get_mut(&caller) else {
             return;
         };
+        Metrics::inc(&self.metrics.handoffs_total);
+        let traits = Traits {
+            vip: call
+                .record
+                .dialog
+                .slots
+                .get("vip")
+                .is_some_and(|v| v.display == "true"),
+            upset: call.upset,
+        };
+        call.traits = traits;
         call.record.dialog.handoff = Some(Handoff {
             skill,
             reason,
             priority,
             agent: None,
+            tags: traits.tags(),
         });
         call.agents_tried.clear();
         // The context an agent needs (intent, verification, slots, transcript so far) is readable at
         // `GET /api/v1/calls/{id}` from the moment the hand-off starts.
         self.snapshot(caller);
-        self.try_next_agent(now, caller);
+        match self.cfg.refer_target.clone() {
+            Some(target) => self.refer(now, caller, &target),
+            None => self.try_next_agent(now, caller),
+        }
+    }
+
+    /// Blind transfer: asks the caller's side to call `target` itself (REFER); voxgate leaves the call once
+    /// the far end reports the new call answered.
+    fn refer(&mut self, now: Instant, caller: CallHandle, target: &str) {
+        let Some(call) = self.calls.get_mut(&caller) else {
+            return;
+        };
+        let referred_by = call.record.to_uri.clone();
+        match self.endpoint.refer(now, caller, target, Some(&referred_by)) {
+            Ok(()) => {
+                call.refer = Some(None);
+                call.record.timeline.push(TimelineEvent {
+                    at_ms: ms_since(call.arrived, now),
+                    kind: "refer".into(),
+                    detail: target.to_string(),
+                });
+            }
+            Err(e) => {
+                let why = format!("REFER not sent: {e}");
+                self.refer_failed(now, caller, why);
+            }
+        }
+    }
+
+    fn on_refer_response(&mut self, now: Instant, handle: CallHandle, status: u16) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        // Only while a REFER waits for its answer.
+        if call.refer != Some(None) {
+            return;
+        }
+        if (200..300).contains(&status) {
+            call.refer = Some(Some(now + REFER_NOTIFY_WAIT));
+            call.record.timeline.push(TimelineEvent {
+                at_ms: ms_since(call.arrived, now),
+                kind: "refer_accepted".into(),
+                detail: status.to_string(),
+            });
+        } else {
+            self.refer_failed(now, handle, format!("REFER answered {status}"));
+        }
+    }
+
+    fn on_refer_notify(
+        &mut self,
+        now: Instant,
+        handle: CallHandle,
+        status: Option<u16>,
+        terminated: bool,
+    ) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        if call.refer.is_none() {
+            return;
+        }
+        call.record.timeline.push(TimelineEvent {
+            at_ms: ms_since(call.arrived, now),
+            kind: "refer_notify".into(),
+            detail: format!(
+                "{}{}",
+                status.map_or_else(|| "?".to_string(), |s| s.to_string()),
+                if terminated { " terminated" } else { "" }
+            ),
+        });
+        match status {
+            Some(s) if (200..300).contains(&s) => self.transferred(now, handle),
+            Some(s) if s >= 300 => {
+                self.refer_failed(now, handle, format!("transfer target answered {s}"))
+            }
+            // A final NOTIFY without a usable status: the far end gave up on telling us.
+            _ if terminated => self.transferred(now, handle),
+            _ => {}
+        }
+    }
+
+    /// The caller is with the transfer target: voxgate leaves.
+    fn transferred(&mut self, now: Instant, handle: CallHandle) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        call.refer = None;
+        Metrics::inc(&self.metrics.refers_total);
+        if call.hangup_cause.is_none() {
+            call.hangup_cause = Some("transferred");
+            let _ = self.endpoint.hangup(now, handle);
+        }
+    }
+
+    /// The blind transfer did not happen: configured agents are tried instead, else the flow hears so.
+    fn refer_failed(&mut self, now: Instant, handle: CallHandle, why: String) {
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
+        };
+        call.refer = None;
+        call.record.timeline.push(TimelineEvent {
+            at_ms: ms_since(call.arrived, now),
+            kind: "refer_failed".into(),
+            detail: why.clone(),
+        });
+        if self.agents.len() > 0 {
+            self.try_next_agent(now, handle);
+        } else {
+            self.transfer_failed(now, handle, TransferFailure::Failed, why);
+        }
     }
 
     /// Writes the record of a call in progress so the API shows its current state.
@@ -889,12 +1218,14 @@ impl Controller {
         }
     }
 
+    /// Rings the best free agent for the caller's hand-off; with nobody free the caller queues, and with
+    /// nobody able at all the dialog hears so.
     fn try_next_agent(&mut self, now: Instant, caller: CallHandle) {
         loop {
             let Some(call) = self.calls.get(&caller) else {
                 return;
             };
-            if call.phase != Phase::Confirmed {
+            if call.phase != Phase::Confirmed || call.agent_leg.is_some() {
                 return;
             }
             let skill = call
@@ -903,16 +1234,16 @@ impl Controller {
                 .handoff
                 .as_ref()
                 .map_or_else(String::new, |h| h.skill.clone());
-            let Some(agent) =
-                self.agents
-                    .pick(&skill, &call.dialog.flow.language, &call.agents_tried)
+            let language = call.dialog.flow.language.clone();
+            let Some(agent) = self
+                .agents
+                .pick(&skill, &language, call.traits, &call.agents_tried)
             else {
-                let why = if self.agents.len() == 0 {
-                    format!("no agents configured for skill {skill}")
-                } else {
-                    format!("no agent free for skill {skill}")
-                };
-                return self.transfer_failed(now, caller, why);
+                if self.agents.able(&skill, &language) == 0 {
+                    let why = format!("no agent for skill {skill} in {language}");
+                    return self.transfer_failed(now, caller, TransferFailure::NoAgents, why);
+                }
+                return self.enqueue(now, caller);
             };
             match self.place_agent_call(now, caller, agent) {
                 Ok(()) => return,
@@ -924,6 +1255,113 @@ impl Controller {
                     }
                 }
             }
+        }
+    }
+
+    /// Every able agent is busy (or let it ring): the caller waits, hearing their place and the expected
+    /// wait, then hold music.
+    fn enqueue(&mut self, now: Instant, caller: CallHandle) {
+        let Some(call) = self.calls.get_mut(&caller) else {
+            return;
+        };
+        let Some(h) = call.record.dialog.handoff.as_ref() else {
+            return;
+        };
+        if self.queue.contains(caller.0) {
+            return;
+        }
+        let position = self.queue.join(
+            Join {
+                key: caller.0,
+                skill: &h.skill,
+                language: &call.dialog.flow.language,
+                priority: h.priority,
+                traits: call.traits,
+            },
+            now,
+            self.cfg.announce_every,
+            self.cfg.queue_timeout,
+        );
+        let minutes = self.queue.wait_minutes(caller.0, &self.agents).unwrap_or(1);
+        call.record.timeline.push(TimelineEvent {
+            at_ms: ms_since(call.arrived, now),
+            kind: "queued".into(),
+            detail: format!("{}, position {position}, about {minutes} min", h.skill),
+        });
+        Metrics::inc(&self.metrics.queued_total);
+        Metrics::set(&self.metrics.queue_waiting, self.queue.len() as u64);
+        self.media.send(
+            caller.0,
+            MediaCommand::Queue {
+                key: caller.0,
+                announce: announcement(position, minutes),
+            },
+        );
+    }
+
+    fn on_queue_event(&mut self, now: Instant, ev: QueueEvent) {
+        match ev {
+            QueueEvent::Announce {
+                key,
+                position,
+                wait_minutes,
+            } => {
+                let caller = CallHandle(key);
+                // Agents who let it ring earlier are tried again.
+                if let Some(call) = self.calls.get_mut(&caller) {
+                    call.agents_tried.clear();
+                    let skill = call.record.dialog.handoff.as_ref().map(|h| h.skill.clone());
+                    let language = &call.dialog.flow.language;
+                    let free = skill.and_then(|s| self.agents.pick(&s, language, call.traits, &[]));
+                    if free.is_some() {
+                        self.queue.leave(key);
+                        Metrics::set(&self.metrics.queue_waiting, self.queue.len() as u64);
+                        return self.try_next_agent(now, caller);
+                    }
+                    call.record.timeline.push(TimelineEvent {
+                        at_ms: ms_since(call.arrived, now),
+                        kind: "queue_announce".into(),
+                        detail: format!("position {position}, about {wait_minutes} min"),
+                    });
+                }
+                self.media.send(
+                    key,
+                    MediaCommand::Queue {
+                        key,
+                        announce: announcement(position, wait_minutes),
+                    },
+                );
+            }
+            QueueEvent::TimedOut { key } => {
+                Metrics::inc(&self.metrics.queue_timeouts_total);
+                Metrics::set(&self.metrics.queue_waiting, self.queue.len() as u64);
+                self.transfer_failed(
+                    now,
+                    CallHandle(key),
+                    TransferFailure::QueueTimeout,
+                    "queue timeout".into(),
+                );
+            }
+        }
+    }
+
+    /// An agent is free again: the first queued caller they can serve gets them.
+    fn offer_agent(&mut self, now: Instant, agent: usize) {
+        if self.agents.is_busy(agent) {
+            return;
+        }
+        let Some(key) = self.queue.next_for(&self.agents, agent) else {
+            return;
+        };
+        self.queue.leave(key);
+        Metrics::set(&self.metrics.queue_waiting, self.queue.len() as u64);
+        let caller = CallHandle(key);
+        if let Some(call) = self.calls.get_mut(&caller) {
+            call.agents_tried.clear();
+        }
+        if let Err(e) = self.place_agent_call(now, caller, agent) {
+            tracing::warn!(error = %e, "cannot call the freed agent");
+            self.try_next_agent(now, caller);
         }
     }
 
@@ -1002,8 +1440,21 @@ impl Controller {
                 call.record.timeline.push(TimelineEvent {
                     at_ms: ms_since(call.arrived, now),
                     kind: "agent_ringing".into(),
-                    detail: name,
+                    detail: name.clone(),
                 });
+                if let Some(pop) = &self.screen_pop {
+                    // The agent's CRM gets the context as the phone rings: what the caller wants, whether
+                    // they were verified, what was said (masked as stored).
+                    let mut rec = call.record.clone();
+                    in_time_order(&mut rec);
+                    pop.post(serde_json::json!({
+                        "event": "agent_ringing",
+                        "agent": name,
+                        "call_id": rec.call_id,
+                        "lookup": format!("/api/v1/calls?call_id={}", percent_encode(&rec.call_id)),
+                        "record": rec,
+                    }));
+                }
                 self.agents.set_busy(agent);
                 self.legs.insert(
                     leg,
@@ -1013,7 +1464,7 @@ impl Controller {
                         ports: Some(ports),
                         local: media,
                         ring_until: Some(now + self.cfg.ring_timeout),
-                        answered: false,
+                        answered_at: None,
                     },
                 );
                 Ok(())
@@ -1025,7 +1476,13 @@ impl Controller {
         }
     }
 
-    fn transfer_failed(&mut self, now: Instant, caller: CallHandle, why: String) {
+    fn transfer_failed(
+        &mut self,
+        now: Instant,
+        caller: CallHandle,
+        failure: TransferFailure,
+        why: String,
+    ) {
         if let Some(call) = self.calls.get_mut(&caller) {
             call.record.timeline.push(TimelineEvent {
                 at_ms: ms_since(call.arrived, now),
@@ -1037,7 +1494,7 @@ impl Controller {
             caller.0,
             MediaCommand::TransferResult {
                 key: caller.0,
-                connected: false,
+                outcome: TransferOutcome::Failed(failure),
             },
         );
     }
@@ -1079,7 +1536,7 @@ impl Controller {
         let Some(ports) = l.ports.take() else {
             return;
         };
-        l.answered = true;
+        l.answered_at = Some(now);
         let name = self
             .agents
             .get(l.agent)
@@ -1116,7 +1573,7 @@ impl Controller {
             caller.0,
             MediaCommand::TransferResult {
                 key: caller.0,
-                connected: true,
+                outcome: TransferOutcome::Connected,
             },
         );
         self.snapshot(caller);
@@ -1128,7 +1585,7 @@ impl Controller {
         let Some(l) = self.legs.get(&leg) else {
             return;
         };
-        let (caller, answered) = (l.caller, l.answered);
+        let (caller, answered) = (l.caller, l.answered_at.is_some());
         self.drop_leg(now, leg);
         let Some(call) = self.calls.get_mut(&caller) else {
             return;
@@ -1155,14 +1612,19 @@ impl Controller {
     /// Forgets an agent leg: the agent is free again and ports it still holds go back to the pool.
     fn drop_leg(&mut self, now: Instant, leg: CallHandle) {
         if let Some(l) = self.legs.remove(&leg) {
+            if let Some(at) = l.answered_at {
+                self.agents
+                    .record_handle_time(now.saturating_duration_since(at));
+            }
             self.agents.set_free(l.agent, now);
             if let Some(p) = l.ports {
                 self.ports.release(p.port);
             }
+            self.offer_agent(now, l.agent);
         }
     }
 
-    fn on_asr(&mut self, now: Instant, r: voxgate_asr::AsrResult) {
+    fn on_asr(&mut self, now: Instant, r: voxgate_asr::AsrResult, acoustics: Option<Acoustics>) {
         Metrics::add(
             &self.metrics.asr_decode_ms_total,
             r.decode.as_millis().min(u128::from(u64::MAX)) as u64,
@@ -1171,11 +1633,40 @@ impl Controller {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
+        let speaker = if r.utterance >= AGENT_UTTERANCE_BASE {
+            Speaker::Agent
+        } else {
+            Speaker::Caller
+        };
         if r.partial {
             Metrics::inc(&self.metrics.asr_partials_total);
-            if let Ok(t) = &r.outcome {
+            let Ok(t) = &r.outcome else {
+                return;
+            };
+            let text = redact_numbers(t.text().trim());
+            if text.is_empty() {
+                return;
+            }
+            {
                 let _g = call.span.enter();
-                tracing::debug!(utterance = r.utterance, text = %redact_numbers(&t.text()), "partial");
+                tracing::debug!(utterance = r.utterance, text = %text, "partial");
+            }
+            // The utterance is still going: it is placed at "now" for the live view and partial alerts.
+            let at = ms_since(call.arrived, now);
+            let turn = Turn {
+                speaker,
+                start_ms: at,
+                end_ms: at,
+                text,
+                confidence: Some(t.confidence),
+                interrupted: false,
+                segments: Vec::new(),
+                acoustics: None,
+            };
+            let live = call.live_turn(speaker, r.utterance, &turn, true);
+            call.show_turn(&self.live.turns, live);
+            if self.live.partials {
+                self.check_live(handle, &turn, true, now);
             }
             return;
         }
@@ -1183,6 +1674,7 @@ impl Controller {
             return;
         };
         let (start, end, cut) = (pending.start, pending.end, pending.cut);
+        let mut final_turn = None;
         let result = match &r.outcome {
             Ok(t) if !t.text().trim().is_empty() => {
                 Metrics::inc(&self.metrics.asr_results_total);
@@ -1191,7 +1683,19 @@ impl Controller {
                 // Stored and shown text never holds an account or card number said aloud; the dialog
                 // still gets the words as heard.
                 let shown = redact_numbers(&text);
-                call.record.turns.push(Turn {
+                // Arousal is relative to the same speaker's earlier turns in this call.
+                let acoustics = acoustics.map(|mut a| {
+                    let baseline: Vec<&Acoustics> = call
+                        .record
+                        .turns
+                        .iter()
+                        .filter(|t| t.speaker == pending.speaker && t.start_ms < base)
+                        .filter_map(|t| t.acoustics.as_ref())
+                        .collect();
+                    a.arousal = voxgate_qa::acoustics::arousal(&baseline, &a);
+                    a
+                });
+                let turn = Turn {
                     speaker: pending.speaker,
                     start_ms: base,
                     end_ms: ms_since(call.arrived, end),
@@ -1207,7 +1711,24 @@ impl Controller {
                             text: redact_numbers(seg.text.trim()),
                         })
                         .collect(),
-                });
+                    acoustics,
+                };
+                let live = call.live_turn(pending.speaker, r.utterance, &turn, false);
+                call.show_turn(&self.live.turns, live);
+                if pending.speaker == Speaker::Caller && !call.upset {
+                    // An angry or distressed caller is routed to agents skilled at calming them.
+                    let mood = voxgate_qa::sentiment::lexical(&turn.text);
+                    if mood.score <= UPSET_SENTIMENT {
+                        call.upset = true;
+                        call.record.timeline.push(TimelineEvent {
+                            at_ms: base,
+                            kind: "upset".into(),
+                            detail: format!("{:.2} {}", mood.score, turn.text),
+                        });
+                    }
+                }
+                call.record.turns.push(turn.clone());
+                final_turn = Some(turn);
                 call.record.timeline.push(TimelineEvent {
                     at_ms: ms_since(call.arrived, now),
                     kind: "recognized".into(),
@@ -1241,6 +1762,12 @@ impl Controller {
                 });
                 Recognition::Failed { overloaded }
             }
+        };
+        if let Some(turn) = final_turn {
+            self.check_live(handle, &turn, false, now);
+        }
+        let Some(call) = self.calls.get_mut(&handle) else {
+            return;
         };
         if r.utterance >= AGENT_UTTERANCE_BASE {
             // The agent's words are for the record only; the dialog listens to the caller.
@@ -1457,6 +1984,23 @@ fn offer_voiceprint(voiceprints: Option<&Voiceprints>, vars: &mut Vec<(String, V
     vars.push(("voiceprint_offer".into(), Value::Bool(offer)));
 }
 
+/// "All our agents are busy. You are number N in the queue. The estimated waiting time is about M minutes."
+fn announcement(position: usize, minutes: u64) -> Vec<Say> {
+    let p = |k: &str| Say::Prompt(Arc::from(k));
+    vec![
+        p("queue_position"),
+        Say::Number(position as i64),
+        p("queue_in_line"),
+        p("queue_wait"),
+        Say::Number(minutes.min(i64::MAX as u64) as i64),
+        p(if minutes == 1 {
+            "queue_minute"
+        } else {
+            "queue_minutes"
+        }),
+    ]
+}
+
 /// Events and turns arrive out of order (recognition lags the audio): stored records are in time order.
 fn in_time_order(rec: &mut CallRecord) {
     rec.timeline.sort_by_key(|e| e.at_ms);
@@ -1540,7 +2084,7 @@ fn apply_note(rec: &mut CallRecord, at_ms: u64, note: DialogNote) {
                 event("backend_failed", format!("{op} {failure:?}"))
             }
             Analytics::Handoff { skill, reason } => event("handoff", format!("{skill} ({reason})")),
-            Analytics::TransferFailed => event("transfer_failed", String::new()),
+            Analytics::TransferFailed { reason } => event("transfer_failed", reason.into()),
             Analytics::Ended { contained } => {
                 event(
                     "ended",
@@ -1568,6 +2112,19 @@ pub fn wall_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Percent-encodes everything but unreserved URL characters (RFC 3986 §2.3).
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// Call-IDs come from the network: keep file names to a safe alphabet and length.

@@ -1,9 +1,12 @@
 //! `voxgate`: the appliance binary. Wires the sans-IO crates to sockets, threads and storage.
 
+mod auth;
 mod calls;
 mod dialogs;
 mod handoff;
 mod http;
+mod import;
+mod live;
 mod media_engine;
 mod metrics;
 mod ports;
@@ -52,6 +55,21 @@ enum Command {
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
+    },
+    /// Web UI users and API tokens.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+    /// QA scorecard tools.
+    Scorecard {
+        #[command(subcommand)]
+        command: ScorecardCommand,
+    },
+    /// Quality checking of recordings made elsewhere.
+    Qa {
+        #[command(subcommand)]
+        command: QaCommand,
     },
     /// Print timestamped transcript segments of a WAV file (any rate; each channel separately).
     Transcribe {
@@ -106,6 +124,53 @@ impl std::str::FromStr for ModelChoice {
 }
 
 #[derive(Subcommand)]
+enum AuthCommand {
+    /// Read a password on standard input and print its argon2 hash for `password_hash` in [[auth.user]].
+    HashPassword,
+    /// Add a UI user to the users file; the password is read on standard input, or generated and printed.
+    AddUser {
+        name: String,
+        /// admin, supervisor or qa_reviewer.
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "var/users.toml")]
+        users_file: PathBuf,
+        /// Make up a random password and print it instead of reading one.
+        #[arg(long)]
+        generate: bool,
+    },
+    /// Make an API token: prints the token (shown once) and the [[auth.token]] table to paste into the config.
+    NewToken {
+        name: String,
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum QaCommand {
+    /// Transcribe, measure, score and store WAV recordings (one party per channel) like live calls.
+    Import {
+        files: Vec<PathBuf>,
+        /// The config whose model, scorecards and store to use (built-in defaults otherwise).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Who speaks on each channel, in order (default for two channels: caller,agent).
+        #[arg(long, value_delimiter = ',')]
+        channels: Vec<String>,
+        /// The one speaker of a mono recording: caller or agent.
+        #[arg(long)]
+        speaker: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScorecardCommand {
+    /// Validate a scorecard file; every problem is printed as file:line:column.
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
 enum FlowCommand {
     /// Validate a flow file; every problem is printed as file:line:column.
     Check { file: PathBuf },
@@ -147,6 +212,15 @@ enum RunError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("auth: {0}")]
+    Auth(#[from] auth::AuthError),
+    #[error("hold music {path}: {source}")]
+    HoldMusic {
+        path: PathBuf,
+        source: voxgate_media::wav::WavError,
+    },
+    #[error("scorecards:\n{0}")]
+    Scorecards(#[from] voxgate_qa::scorecard::LoadError),
 }
 
 fn main() -> ExitCode {
@@ -263,6 +337,34 @@ fn main() -> ExitCode {
             channel,
             language,
         } => transcribe(&file, model, models_dir, channel, language),
+        Command::Auth { command } => auth_command(command),
+        Command::Qa {
+            command:
+                QaCommand::Import {
+                    files,
+                    config,
+                    channels,
+                    speaker,
+                },
+        } => qa_import(config, &files, &channels, speaker.as_deref()),
+        Command::Scorecard {
+            command: ScorecardCommand::Check { file },
+        } => match voxgate_qa::scorecard::Scorecard::load(&file) {
+            Ok(card) => {
+                println!(
+                    "{}: scorecard {} ({}), {} rules, ok",
+                    file.display(),
+                    card.name,
+                    card.language,
+                    card.rules().count()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Run { config } => {
             let cfg = match config {
                 Some(path) => match voxgate_config::load(&path) {
@@ -283,6 +385,139 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn qa_import(
+    config: Option<PathBuf>,
+    files: &[PathBuf],
+    channels: &[String],
+    speaker: Option<&str>,
+) -> ExitCode {
+    let cfg = match config {
+        Some(path) => match voxgate_config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    if files.is_empty() {
+        eprintln!("voxgate: no recordings given");
+        return ExitCode::from(2);
+    }
+    let parties = match speaker {
+        Some(s) => import::parse_speaker(s).map(import::Parties::Mono),
+        None => channels
+            .iter()
+            .map(|c| import::parse_speaker(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map(import::Parties::Channels),
+    };
+    let parties = match parties {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("voxgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match import::run(&cfg, files, &parties) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("voxgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads one line (a password) from standard input, without its line end.
+fn read_password() -> Result<String, std::io::Error> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn auth_command(command: AuthCommand) -> ExitCode {
+    let role_of = |r: &str| {
+        voxgate_config::Role::from_name(r).ok_or_else(|| {
+            eprintln!("voxgate: unknown role {r:?} (admin, supervisor, qa_reviewer)");
+            ExitCode::from(2)
+        })
+    };
+    let result = match command {
+        AuthCommand::HashPassword => read_password()
+            .map_err(|e| e.to_string())
+            .and_then(|pw| {
+                if pw.is_empty() {
+                    return Err("empty password".to_string());
+                }
+                auth::hash_password(&pw).map_err(|e| e.to_string())
+            })
+            .map(|h| println!("{h}")),
+        AuthCommand::AddUser {
+            name,
+            role,
+            users_file,
+            generate,
+        } => {
+            let role = match role_of(&role) {
+                Ok(r) => r,
+                Err(code) => return code,
+            };
+            let password = if generate {
+                auth::random_password().map_err(|e| e.to_string())
+            } else {
+                read_password().map_err(|e| e.to_string())
+            };
+            password
+                .and_then(|pw| {
+                    if pw.len() < 8 {
+                        return Err("passwords need at least 8 characters".to_string());
+                    }
+                    auth::add_user(&users_file, &name, role, &pw)
+                        .map_err(|e| e.to_string())
+                        .map(|()| pw)
+                })
+                .map(|pw| {
+                    if generate {
+                        println!("{name}: {pw}");
+                    }
+                    eprintln!(
+                        "added {name} ({}) to {}",
+                        role.as_str(),
+                        users_file.display()
+                    );
+                })
+        }
+        AuthCommand::NewToken { name, role } => {
+            let role = match role_of(&role) {
+                Ok(r) => r,
+                Err(code) => return code,
+            };
+            if !voxgate_config::valid_user_name(&name) {
+                eprintln!("voxgate: invalid token name {name:?}");
+                return ExitCode::from(2);
+            }
+            auth::new_token()
+                .map_err(|e| e.to_string())
+                .map(|(token, digest)| {
+                    println!("token (shown once): {token}");
+                    println!(
+                        "\n[[auth.token]]\nname = \"{name}\"\nrole = \"{}\"\nsha256 = \"{digest}\"",
+                        role.as_str()
+                    );
+                })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("voxgate: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -312,7 +547,66 @@ fn run(cfg: Config) -> Result<(), RunError> {
     );
     let metrics = Arc::new(metrics::Metrics::default());
 
-    let (store, store_thread) = store_thread::spawn(&cfg.storage.path, metrics.clone())?;
+    let scorecards = load_scorecards(&cfg)?;
+    let (scorecards_tx, scorecards_rx) = watch::channel(scorecards);
+    let auth = Arc::new(auth::Auth::new(
+        &cfg.auth,
+        auth::read_users_file(&cfg.auth.users_file)?,
+    )?);
+    let auth = if auth.user_count() == 0 {
+        if let Some(password) = auth::bootstrap_admin(&cfg.auth)? {
+            // Shown once, on the console only: the users file keeps just the hash.
+            eprintln!(
+                "\nvoxgate: created the first web UI user `admin` with password {password}\n\
+                 (stored hashed in {}; add users with `voxgate auth add-user`)\n",
+                cfg.auth.users_file.display()
+            );
+            tracing::warn!(file = %cfg.auth.users_file.display(), "no UI users were configured; created `admin` (password printed on the console)");
+        }
+        Arc::new(auth::Auth::new(
+            &cfg.auth,
+            auth::read_users_file(&cfg.auth.users_file)?,
+        )?)
+    } else {
+        auth
+    };
+    let (hub, board_tx) = live::LiveHub::new();
+    let alert_webhook = match &cfg.qa.alert_webhook {
+        Some(url) => Some(live::JsonPoster::spawn(
+            "alert-webhook",
+            url.clone(),
+            cfg.qa.alert_webhook_timeout(),
+            metrics.clone(),
+            |m| &m.qa_alert_webhook_posts_total,
+            |m| &m.qa_alert_webhook_failures_total,
+        )?),
+        None => None,
+    };
+    let screen_pop = match &cfg.handoff.screen_pop_url {
+        Some(url) => Some(live::JsonPoster::spawn(
+            "screen-pop",
+            url.clone(),
+            Duration::from_secs(3),
+            metrics.clone(),
+            |m| &m.screen_pops_total,
+            |m| &m.screen_pop_failures_total,
+        )?),
+        None => None,
+    };
+    let location = store_location(&cfg);
+    let (store, store_thread) = store_thread::spawn(
+        &location,
+        store_thread::StoreServices {
+            metrics: metrics.clone(),
+            scorecards: scorecards_rx.clone(),
+            scoring: cfg.qa.enabled,
+            alerts: hub.alerts.clone(),
+            alert_webhook,
+            retention_days: cfg.storage.retention_days,
+            recording_dir: cfg.recording.dir.clone(),
+        },
+    )?;
+    tracing::info!(store = %location.describe(), "call store open");
     let dialogs = dialogs::Dialogs::load(&cfg)?;
     tracing::info!(flows = %dialogs.summary(), "call flows loaded");
     let backend = open_backend(&cfg)?;
@@ -366,6 +660,18 @@ fn run(cfg: Config) -> Result<(), RunError> {
         recordings,
         metrics: metrics.clone(),
         voiceprints: voiceprints.clone(),
+        hold_music: match &cfg.handoff.hold_music {
+            Some(path) => Some(voxgate_media::player::Clip::new(
+                "music/hold",
+                voxgate_media::wav::load_wav_8k_mono(path).map_err(|source| {
+                    RunError::HoldMusic {
+                        path: path.clone(),
+                        source,
+                    }
+                })?,
+            )),
+            None => None,
+        },
     });
     let threads = if cfg.media.threads == 0 {
         hw.logical_cores.max(1)
@@ -437,12 +743,27 @@ fn run(cfg: Config) -> Result<(), RunError> {
                 backend,
                 agents,
                 voiceprints,
+                screen_pop,
+                live: calls::LiveServices {
+                    scorecards: cfg.qa.enabled.then(|| scorecards_rx.clone()),
+                    partials: cfg.qa.live_partials,
+                    turns: hub.turns.clone(),
+                    board: board_tx,
+                },
             },
         );
-        tokio::spawn(reload_on_sighup(cfg.clone(), dialogs_tx, metrics.clone()));
+        tokio::spawn(reload_on_sighup(
+            cfg.clone(),
+            dialogs_tx,
+            scorecards_tx,
+            metrics.clone(),
+        ));
 
         let state = http::AppState {
-            db_path: cfg.storage.path.clone(),
+            store: Arc::new(http::StorePool::new(location)),
+            auth,
+            hub,
+            scorecards: scorecards_rx,
             metrics: metrics.clone(),
             hw: hw.clone(),
             max_calls: cfg.sip.max_calls as usize,
@@ -515,11 +836,37 @@ fn open_backend(cfg: &Config) -> Result<Arc<dyn voxgate_backend::Backend>, RunEr
     })
 }
 
-/// SIGHUP reloads the call flows and their prompts: new calls get them, calls in progress keep theirs. A
-/// flow with errors is refused (logged with file:line) and the running flows stay.
+/// Where calls are stored: PostgreSQL when configured, else the SQLite file.
+fn store_location(cfg: &Config) -> voxgate_qa::store::StoreLocation {
+    match &cfg.storage.postgres_url {
+        Some(url) => voxgate_qa::store::StoreLocation::Postgres(url.clone()),
+        None => voxgate_qa::store::StoreLocation::Sqlite(cfg.storage.path.clone()),
+    }
+}
+
+/// The scorecards of `[qa] scorecards` (none when QA is off).
+fn load_scorecards(
+    cfg: &Config,
+) -> Result<voxgate_qa::scorecard::ScorecardSet, voxgate_qa::scorecard::LoadError> {
+    if !cfg.qa.enabled {
+        return Ok(voxgate_qa::scorecard::ScorecardSet::from_cards(Vec::new()));
+    }
+    let set = voxgate_qa::scorecard::ScorecardSet::load_dir(&cfg.qa.scorecards)?;
+    tracing::info!(
+        dir = %cfg.qa.scorecards.display(),
+        scorecards = set.all().len(),
+        "QA scorecards loaded"
+    );
+    Ok(set)
+}
+
+/// SIGHUP reloads the call flows and their prompts, and the scorecards: new calls get them, calls in
+/// progress keep theirs. A flow or scorecard with errors is refused (logged with file:line) and the running
+/// ones stay.
 async fn reload_on_sighup(
     cfg: Config,
     tx: watch::Sender<Arc<dialogs::Dialogs>>,
+    scorecards: watch::Sender<voxgate_qa::scorecard::ScorecardSet>,
     metrics: Arc<metrics::Metrics>,
 ) {
     #[cfg(unix)]
@@ -529,8 +876,8 @@ async fn reload_on_sighup(
             return;
         };
         while hup.recv().await.is_some() {
-            let cfg = cfg.clone();
-            match tokio::task::spawn_blocking(move || dialogs::Dialogs::load(&cfg)).await {
+            let c = cfg.clone();
+            match tokio::task::spawn_blocking(move || dialogs::Dialogs::load(&c)).await {
                 Ok(Ok(d)) => {
                     tracing::info!(flows = %d.summary(), "call flows reloaded");
                     metrics::Metrics::inc(&metrics.flow_reloads_total);
@@ -542,11 +889,23 @@ async fn reload_on_sighup(
                 }
                 Err(e) => tracing::error!(error = %e, "flow reload failed"),
             }
+            let c = cfg.clone();
+            match tokio::task::spawn_blocking(move || load_scorecards(&c)).await {
+                Ok(Ok(set)) => {
+                    let _ = scorecards.send(set);
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(
+                        "scorecard reload refused, keeping the running scorecards:\n{e}"
+                    )
+                }
+                Err(e) => tracing::error!(error = %e, "scorecard reload failed"),
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = (cfg, tx, metrics);
+        let _ = (cfg, tx, scorecards, metrics);
     }
 }
 

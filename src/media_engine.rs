@@ -20,11 +20,11 @@ use tokio::sync::mpsc::UnboundedSender;
 use voxgate_asr::{AsrJob, CallKey, JobSubmitter, Language};
 use voxgate_dialog::flow::{
     Action, Analytics, BackendFailure, Endpointing, Event as DialogEvent, Flow, Op, Say, Session,
-    Value,
+    TransferOutcome, Value,
 };
 use voxgate_media::clock::MediaClock;
 use voxgate_media::dtmf::{DtmfEvent, DtmfSource, DtmfUnifier, GoertzelDetector, InbandDtmf};
-use voxgate_media::player::{PlayerTick, PromptCache, PromptPlayer, Source};
+use voxgate_media::player::{Clip, PlayerTick, PromptCache, PromptPlayer, Source};
 use voxgate_media::recorder::CallRecorder;
 use voxgate_media::session::{Direction, RtpSession, SessionConfig, SessionStats};
 use voxgate_media::speech::{
@@ -127,7 +127,13 @@ pub enum MediaCommand {
     /// The outcome of a [`MediaEvent::Transfer`]: a human took the call, or nobody could.
     TransferResult {
         key: u64,
-        connected: bool,
+        outcome: TransferOutcome,
+    },
+    /// The caller waits in the hand-off queue: play `announce` (after anything still playing), then hold
+    /// music until the transfer's outcome arrives.
+    Queue {
+        key: u64,
+        announce: Vec<Say>,
     },
     /// The call is over on the signalling side: stop and release.
     Remove {
@@ -191,7 +197,8 @@ pub enum MediaEvent {
         reason: String,
     },
     /// A recognition result from the ASR pool (routed through the controller, which knows the call's thread).
-    Asr(Box<voxgate_asr::AsrResult>),
+    /// A recognition result; finals come with the utterance's acoustics, measured on the result router.
+    Asr(Box<voxgate_asr::AsrResult>, Option<voxgate_qa::Acoustics>),
     /// The voiceprint worker finished something for the call (an enrolment).
     Voiceprint {
         key: u64,
@@ -228,6 +235,8 @@ pub struct MediaShared {
     pub metrics: Arc<Metrics>,
     /// Caller turns go here too when voiceprints are on.
     pub voiceprints: Option<crate::voiceprint::Voiceprints>,
+    /// The site's hold music (`[handoff] hold_music`); else the prompt set's `music/hold`.
+    pub hold_music: Option<Clip>,
 }
 
 impl MediaShared {
@@ -410,13 +419,16 @@ impl MediaLoop {
                 // A call already gone drops the leg here, closing its sockets; the controller releases the
                 // ports when it hears the call was removed.
             }
-            MediaCommand::TransferResult { key, connected } => {
+            MediaCommand::TransferResult { key, outcome } => {
                 if let Some(call) = self.calls.iter_mut().find(|c| c.key == key) {
-                    call.dialog_event(
-                        Instant::now(),
-                        DialogEvent::TransferResult { connected },
-                        &self.shared,
-                    );
+                    let now = Instant::now();
+                    call.unhold(&self.shared);
+                    call.dialog_event(now, DialogEvent::TransferResult(outcome), &self.shared);
+                }
+            }
+            MediaCommand::Queue { key, announce } => {
+                if let Some(call) = self.calls.iter_mut().find(|c| c.key == key) {
+                    call.hold(Instant::now(), announce, &self.shared);
                 }
             }
             MediaCommand::Remove { key } => {
@@ -503,6 +515,8 @@ struct MediaCall {
     bot_turn: Option<(Instant, Vec<Arc<str>>)>,
     /// The human agent's leg once the call is bridged.
     agent: Option<AgentMedia>,
+    /// Queued for an agent: hold music loops whenever nothing else plays.
+    on_hold: bool,
     /// Speech settings, for the agent leg's recogniser.
     speech_cfg: Option<PipelineConfig>,
     /// The flow's language: what the recogniser decodes and how amounts are read out.
@@ -618,6 +632,7 @@ impl MediaCall {
             speech,
             speech_muted_until: 0,
             bot_turn: None,
+            on_hold: false,
             agent: None,
             speech_cfg,
             language,
@@ -716,6 +731,9 @@ impl MediaCall {
                         sp.pipeline.prompt_stopped();
                     }
                     self.dialog_event(now, DialogEvent::PromptDone, shared);
+                    if self.on_hold {
+                        self.start_music(shared);
+                    }
                 }
                 PlayerTick::Playing | PlayerTick::Idle => {}
             }
@@ -874,7 +892,59 @@ impl MediaCall {
     }
 
     /// Attaches the agent's leg: from the next tick the caller hears the agent and the agent the caller.
+    /// Queued: the announcement (after whatever still plays), then hold music. Music is not a turn and
+    /// cannot be barged in on.
+    fn hold(&mut self, now: Instant, announce: Vec<Say>, shared: &MediaShared) {
+        if self.on_hold && self.bot_turn.is_none() {
+            // Only music is playing: it gives way to the announcement.
+            self.player.stop_and_flush();
+        }
+        self.on_hold = true;
+        if announce.is_empty() {
+            if !self.player.is_playing() {
+                self.start_music(shared);
+            }
+        } else {
+            self.run_actions(
+                now,
+                vec![Action::Play {
+                    items: announce,
+                    barge_in: false,
+                }],
+                shared,
+            );
+        }
+    }
+
+    fn start_music(&mut self, shared: &MediaShared) {
+        let music = shared
+            .hold_music
+            .clone()
+            .or_else(|| self.prompts.get("music/hold"));
+        match music {
+            Some(clip) => {
+                self.barge_in = false;
+                if self.player.enqueue(Source::Loop(clip)).is_err() {
+                    tracing::warn!(call_id = %self.call_id, "cannot queue hold music");
+                }
+            }
+            None => tracing::warn!(call_id = %self.call_id, "no hold music (music/hold)"),
+        }
+    }
+
+    /// Leaves the queue (bridged, or the transfer failed): announcements and music stop at once.
+    fn unhold(&mut self, shared: &MediaShared) {
+        if !self.on_hold {
+            return;
+        }
+        self.on_hold = false;
+        if self.player.stop_and_flush() {
+            self.end_bot_turn(self.media_time(), true, shared);
+        }
+    }
+
     fn bridge(&mut self, leg: BridgeLeg, now: Instant, shared: &MediaShared) {
+        self.unhold(shared);
         let session = match RtpSession::new(leg.session, now) {
             Ok(s) => s,
             Err(e) => {

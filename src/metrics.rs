@@ -61,6 +61,21 @@ metrics! {
     sip_parse_errors_total: "counter", "SIP messages that could not be parsed or lacked mandatory headers.";
     sip_rejected_503_total: "counter", "INVITEs refused with 503 by the capacity guard.";
     sip_retransmissions_total: "counter", "SIP retransmissions sent (timers or retransmitted requests).";
+    qa_calls_scored_total: "counter", "Finished calls scored by their scorecards.";
+    qa_rules_evaluated_total: "counter", "Scorecard rules evaluated post-call.";
+    qa_alerts_total: "counter", "Live alerts raised (realtime rules that failed during a call).";
+    qa_alert_webhook_posts_total: "counter", "Alerts the alert webhook accepted (2xx).";
+    qa_alert_webhook_failures_total: "counter", "Alerts the alert webhook did not accept (error, timeout or full queue).";
+    qa_retention_purged_total: "counter", "Calls deleted by the retention setting (with their recordings and transcripts).";
+    http_logins_total: "counter", "Successful web UI logins.";
+    http_login_failures_total: "counter", "Refused web UI logins (wrong password, locked out or busy).";
+    screen_pops_total: "counter", "Screen-pop POSTs accepted by the CRM when an agent's phone rang.";
+    screen_pop_failures_total: "counter", "Screen-pop POSTs that failed (error, timeout, full queue).";
+    queue_waiting: "gauge", "Callers waiting in the hand-off queue.";
+    queued_total: "counter", "Callers who joined the hand-off queue.";
+    queue_timeouts_total: "counter", "Callers who waited queue_timeout_secs and were offered options.";
+    handoffs_total: "counter", "Hand-offs requested by call flows.";
+    refers_total: "counter", "Blind transfers by REFER that the far end accepted.";
 }
 
 impl Metrics {

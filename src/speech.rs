@@ -72,8 +72,18 @@ impl Speech {
         let router = std::thread::Builder::new()
             .name("asr-results".into())
             .spawn(move || {
-                for result in rx {
-                    if events.send(MediaEvent::Asr(Box::new(result))).is_err() {
+                for mut result in rx {
+                    // Measured here, off the media threads and the signalling task.
+                    let acoustics = match (result.audio.take(), &result.outcome) {
+                        (Some(audio), Ok(t)) => {
+                            Some(voxgate_qa::acoustics::measure(&audio, 8_000, &t.text()))
+                        }
+                        _ => None,
+                    };
+                    if events
+                        .send(MediaEvent::Asr(Box::new(result), acoustics))
+                        .is_err()
+                    {
                         return;
                     }
                 }

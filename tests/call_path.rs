@@ -161,6 +161,33 @@ fn sip_info_digit_is_one_event_stream_with_rtp_digits() {
 }
 
 #[test]
+fn keying_0_blind_transfers_the_caller_by_refer_when_a_transfer_target_is_set() {
+    let vg = Voxgate::start_with("refer", |c| {
+        c.set("handoff", "refer_target", "\"sip:desk@192.0.2.9:5060\"")
+    });
+    // sipp checks the REFER (Refer-To, Referred-By), accepts it, reports the target ringing then
+    // answering, and expects voxgate's BYE.
+    let rec = vg.one_call("uac_refer.xml", &[]);
+    assert_eq!(rec["end_reason"], "transferred", "{rec:#}");
+    let kinds: Vec<String> = timeline_lines(&rec)
+        .into_iter()
+        .filter(|l| l.starts_with("refer"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "refer sip:desk@192.0.2.9:5060",
+            "refer_accepted 202",
+            "refer_notify 180",
+            "refer_notify 200 terminated"
+        ],
+        "{rec:#}"
+    );
+    assert_eq!(rec["dialog"]["handoff"]["skill"], "general", "{rec:#}");
+    assert_eq!(vg.metric("voxgate_refers_total"), 1);
+}
+
+#[test]
 fn fifty_concurrent_calls() {
     let vg = Voxgate::start_with("fifty", |c| c.set("sip", "max_calls", "60"));
     let out = vg.sipp(

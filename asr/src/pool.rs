@@ -44,6 +44,9 @@ pub struct AsrResult {
     pub outcome: Result<Transcript, AsrError>,
     /// Wall time the decode took (zero when the job never reached a worker).
     pub decode: Duration,
+    /// The utterance's audio, handed back with final results so its acoustics can be measured off the media
+    /// threads; `None` for partials and for jobs that never reached a worker.
+    pub audio: Option<Arc<[i16]>>,
 }
 
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +245,7 @@ impl JobSubmitter {
                         partial: false,
                         outcome: Err(AsrError::DroppedUnderLoad),
                         decode: Duration::ZERO,
+                        audio: None,
                     });
                 }
             }
@@ -405,6 +409,7 @@ impl Worker {
                 partial: job.partial,
                 outcome,
                 decode,
+                audio: (!job.partial).then(|| job.audio.clone()),
             };
             if self.results.send(result).is_err() {
                 return;

@@ -128,6 +128,18 @@ pub enum Problem {
     BadSkill { value: String },
     #[error("must list at least one entry")]
     EmptyList,
+    /// Deliberately without the value: it may hold a password.
+    #[error("postgres_url must be postgres://… or postgresql://…, printable ASCII without spaces (value not shown)")]
+    BadPostgresUrl,
+    #[error("invalid user name {value:?} (1..=64 letters, digits, '.', '_', '-', '@')")]
+    BadUserName { value: String },
+    #[error("name {name:?} given twice")]
+    DuplicateUser { name: String },
+    /// Deliberately without the value.
+    #[error("password_hash must be an argon2 PHC string from `voxgate auth hash-password` (value not shown)")]
+    BadPasswordHash,
+    #[error("sha256 must be 64 lowercase hex digits from `voxgate auth new-token`")]
+    BadTokenHash,
 }
 
 /// A [`Problem`] at a key.

@@ -13,11 +13,12 @@ use std::path::Path;
 
 pub use error::{ConfigError, Diagnostic, Location, Problem};
 pub use schema::{
-    AgentConfig, AsrConfig, AsrLanguage, AsrModel, BackendConfig, BackendKind, BargeInResume,
-    CallConfig, CodecName, Config, DialogConfig, HandoffConfig, HttpConfig, HwConfig, LogConfig,
-    LogFormat, MediaConfig, PromptsConfig, RecordingConfig, SipConfig, SpeechConfig, StorageConfig,
-    VadName,
+    AgentConfig, AsrConfig, AsrLanguage, AsrModel, AuthConfig, BackendConfig, BackendKind,
+    BargeInResume, CallConfig, CodecName, Config, DialogConfig, HandoffConfig, HttpConfig,
+    HwConfig, LogConfig, LogFormat, MediaConfig, PromptsConfig, QaConfig, RecordingConfig, Role,
+    SipConfig, SpeechConfig, StorageConfig, TokenConfig, UserConfig, VadName,
 };
+pub use validate::{valid_password_hash, valid_user_name};
 
 /// Reads and validates the config at `path` against the codecs compiled into this build.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

@@ -8,9 +8,9 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::schema::{
-    AgentConfig, AsrConfig, BackendConfig, CallConfig, Config, DialogConfig, HandoffConfig,
-    HttpConfig, HwConfig, LogConfig, MediaConfig, PromptsConfig, RecordingConfig, SipConfig,
-    SpeechConfig, StorageConfig,
+    AgentConfig, AsrConfig, AuthConfig, BackendConfig, CallConfig, Config, DialogConfig,
+    HandoffConfig, HttpConfig, HwConfig, LogConfig, MediaConfig, PromptsConfig, QaConfig,
+    RecordingConfig, SipConfig, SpeechConfig, StorageConfig, TokenConfig, UserConfig,
 };
 
 /// Not `Eq`: `dialog.voiceprint_threshold` is a TOML float.
@@ -31,6 +31,8 @@ pub(crate) struct RawConfig {
     pub dialog: RawDialog,
     pub backend: RawBackend,
     pub handoff: RawHandoff,
+    pub qa: RawQa,
+    pub auth: RawAuth,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -80,6 +82,8 @@ pub(crate) struct RawRecording {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct RawStorage {
     pub path: String,
+    pub postgres_url: String,
+    pub retention_days: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -138,6 +142,7 @@ pub(crate) struct RawAsr {
     pub queue: i64,
     pub initial_prompt: String,
     pub max_decode_ms: i64,
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -174,6 +179,7 @@ pub(crate) struct RawHandoff {
     pub announce_every_secs: i64,
     pub hold_music: String,
     pub refer_target: String,
+    pub screen_pop_url: String,
     /// `[[handoff.agent]]`.
     #[serde(rename = "agent")]
     pub agents: Vec<RawAgent>,
@@ -186,6 +192,47 @@ pub(crate) struct RawAgent {
     pub uri: String,
     pub skills: Vec<String>,
     pub languages: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawQa {
+    pub enabled: bool,
+    pub scorecards: String,
+    pub live_partials: bool,
+    pub alert_webhook: String,
+    pub alert_webhook_timeout_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawAuth {
+    pub session_hours: i64,
+    pub max_failures: i64,
+    pub lockout_secs: i64,
+    pub users_file: String,
+    /// `[[auth.user]]`.
+    #[serde(rename = "user")]
+    pub users: Vec<RawUser>,
+    /// `[[auth.token]]`.
+    #[serde(rename = "token")]
+    pub tokens: Vec<RawToken>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawUser {
+    pub name: String,
+    pub role: String,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawToken {
+    pub name: String,
+    pub role: String,
+    pub sha256: String,
 }
 
 /// Wide integer for the raw layer; values beyond i64 cannot come out of a validated config.
@@ -221,6 +268,8 @@ impl RawConfig {
             dialog: RawDialog::from_typed(&c.dialog, base),
             backend: RawBackend::from_typed(&c.backend, base),
             handoff: RawHandoff::from_typed(&c.handoff, base),
+            qa: RawQa::from_typed(&c.qa, base),
+            auth: RawAuth::from_typed(&c.auth, base),
         }
     }
 }
@@ -304,6 +353,8 @@ impl RawStorage {
     fn from_typed(s: &StorageConfig, base: Option<&Path>) -> Self {
         Self {
             path: path_string(&s.path, base),
+            postgres_url: s.postgres_url.clone().unwrap_or_default(),
+            retention_days: wide(s.retention_days),
         }
     }
 }
@@ -410,6 +461,7 @@ impl RawAsr {
             queue: wide(a.queue),
             initial_prompt: a.initial_prompt.clone(),
             max_decode_ms: wide(a.max_decode_ms),
+            enabled: a.enabled,
         }
     }
 }
@@ -476,6 +528,7 @@ impl RawHandoff {
                 .map(|p| path_string(p, base))
                 .unwrap_or_default(),
             refer_target: h.refer_target.clone().unwrap_or_default(),
+            screen_pop_url: h.screen_pop_url.clone().unwrap_or_default(),
             agents: h.agents.iter().map(RawAgent::from).collect(),
         }
     }
@@ -501,5 +554,62 @@ impl From<&AgentConfig> for RawAgent {
 impl Default for RawAgent {
     fn default() -> Self {
         Self::from(&AgentConfig::default())
+    }
+}
+
+impl RawQa {
+    fn from_typed(q: &QaConfig, base: Option<&Path>) -> Self {
+        Self {
+            enabled: q.enabled,
+            scorecards: path_string(&q.scorecards, base),
+            live_partials: q.live_partials,
+            alert_webhook: q.alert_webhook.clone().unwrap_or_default(),
+            alert_webhook_timeout_ms: wide(q.alert_webhook_timeout_ms),
+        }
+    }
+}
+
+impl Default for RawQa {
+    fn default() -> Self {
+        Self::from_typed(&QaConfig::default(), None)
+    }
+}
+
+impl RawAuth {
+    fn from_typed(a: &AuthConfig, base: Option<&Path>) -> Self {
+        Self {
+            session_hours: wide(a.session_hours),
+            max_failures: wide(a.max_failures),
+            lockout_secs: wide(a.lockout_secs),
+            users_file: path_string(&a.users_file, base),
+            users: a.users.iter().map(RawUser::from).collect(),
+            tokens: a.tokens.iter().map(RawToken::from).collect(),
+        }
+    }
+}
+
+impl Default for RawAuth {
+    fn default() -> Self {
+        Self::from_typed(&AuthConfig::default(), None)
+    }
+}
+
+impl From<&UserConfig> for RawUser {
+    fn from(u: &UserConfig) -> Self {
+        Self {
+            name: u.name.clone(),
+            role: u.role.as_str().to_string(),
+            password_hash: u.password_hash.clone(),
+        }
+    }
+}
+
+impl From<&TokenConfig> for RawToken {
+    fn from(t: &TokenConfig) -> Self {
+        Self {
+            name: t.name.clone(),
+            role: t.role.as_str().to_string(),
+            sha256: t.sha256.clone(),
+        }
     }
 }

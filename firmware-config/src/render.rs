@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::raw::{RawAgent, RawConfig};
+use crate::raw::{RawAgent, RawConfig, RawToken, RawUser};
 use crate::schema::Config;
 
 /// A TOML value spelled out.
@@ -110,8 +110,12 @@ pub(crate) fn to_toml_string(config: &Config) -> String {
         },
         Section {
             name: "storage",
-            about: "Call log database.",
-            keys: vec![("path", V::Str(&r.storage.path), "SQLite database file.")],
+            about: "Call, transcript, score and alert database.",
+            keys: vec![
+                ("path", V::Str(&r.storage.path), "SQLite database file (WAL; used unless postgres_url is set)."),
+                ("postgres_url", V::Str(&r.storage.postgres_url), "postgres://user:password@host:5432/db to store in PostgreSQL instead; \"\" = SQLite."),
+                ("retention_days", V::Int(r.storage.retention_days), "Purge recordings and transcripts of calls ended more than this many days ago; 0 = keep forever."),
+            ],
         },
         Section {
             name: "http",
@@ -173,6 +177,7 @@ pub(crate) fn to_toml_string(config: &Config) -> String {
                 ("queue", V::Int(r.asr.queue), "Utterances waiting for a worker; beyond it callers are asked to use the keypad."),
                 ("initial_prompt", V::Str(&r.asr.initial_prompt), "Domain biasing: words callers are likely to say; \"\" = none."),
                 ("max_decode_ms", V::Int(r.asr.max_decode_ms), "A decode running longer is aborted (the caller is asked again)."),
+                ("enabled", V::Bool(r.asr.enabled), "Recognise speech; false keeps VAD, barge-in and endpointing without loading a model (callers use the keypad)."),
             ],
         },
         Section {
@@ -210,6 +215,28 @@ pub(crate) fn to_toml_string(config: &Config) -> String {
                 ("announce_every_secs", V::Int(r.handoff.announce_every_secs), "Queue position / estimated wait announced this often (5..=600)."),
                 ("hold_music", V::Str(&r.handoff.hold_music), "Audio file played while queued; \"\" = built-in comfort noise, no tones."),
                 ("refer_target", V::Str(&r.handoff.refer_target), "sip:/sips: URI to blind-transfer to with REFER instead of bridging agents; \"\" = bridge."),
+                ("screen_pop_url", V::Str(&r.handoff.screen_pop_url), "http(s) URL POSTed the call's context (JSON) whenever an agent's phone rings; \"\" = none."),
+            ],
+        },
+        Section {
+            name: "qa",
+            about: "Automated quality checking: every call scored, live risk alerts.",
+            keys: vec![
+                ("enabled", V::Bool(r.qa.enabled), "Score every finished call with the scorecards of its language and raise live alerts."),
+                ("scorecards", V::Str(&r.qa.scorecards), "Directory of scorecard files (*.toml); `voxgate scorecard check FILE` validates one."),
+                ("live_partials", V::Bool(r.qa.live_partials), "Run realtime rules on partial transcripts too (alerts before the caller finishes a sentence)."),
+                ("alert_webhook", V::Str(&r.qa.alert_webhook), "http(s) URL every alert is POSTed to as JSON; \"\" = none (alerts still reach the UI and GET /api/v1/alerts/stream)."),
+                ("alert_webhook_timeout_ms", V::Int(r.qa.alert_webhook_timeout_ms), "Per alert webhook POST."),
+            ],
+        },
+        Section {
+            name: "auth",
+            about: "Web UI and API users. No user or password is built in.",
+            keys: vec![
+                ("session_hours", V::Int(r.auth.session_hours), "A UI login lasts this long."),
+                ("max_failures", V::Int(r.auth.max_failures), "Wrong passwords in a row before the user is locked out for lockout_secs."),
+                ("lockout_secs", V::Int(r.auth.lockout_secs), "Lockout after max_failures."),
+                ("users_file", V::Str(&r.auth.users_file), "Users managed by `voxgate auth add-user`; with no user anywhere, the first start creates `admin` with a random password printed once."),
             ],
         },
     ];
@@ -226,7 +253,39 @@ pub(crate) fn to_toml_string(config: &Config) -> String {
         }
     }
     render_agents(&mut out, &r.handoff.agents);
+    render_auth(&mut out, &r.auth.users, &r.auth.tokens);
     out
+}
+
+/// `[[auth.user]]` and `[[auth.token]]` tables.
+fn render_auth(out: &mut String, users: &[RawUser], tokens: &[RawToken]) {
+    out.push_str(
+        "\n# UI users ([[auth.user]]: name, role = admin | supervisor | qa_reviewer, password_hash from\n\
+         # `voxgate auth hash-password`) and API clients ([[auth.token]]: name, role, sha256 from\n\
+         # `voxgate auth new-token`). Example:\n\
+         # [[auth.user]]\n\
+         # name = \"qa-lead\"\n\
+         # role = \"qa_reviewer\"\n\
+         # password_hash = \"$argon2id$v=19$m=19456,t=2,p=1$…$…\"\n",
+    );
+    for u in users {
+        let _ = write!(
+            out,
+            "[[auth.user]]\nname = {}\nrole = {}\npassword_hash = {}\n",
+            V::Str(&u.name).render(),
+            V::Str(&u.role).render(),
+            V::Str(&u.password_hash).render()
+        );
+    }
+    for t in tokens {
+        let _ = write!(
+            out,
+            "[[auth.token]]\nname = {}\nrole = {}\nsha256 = {}\n",
+            V::Str(&t.name).render(),
+            V::Str(&t.role).render(),
+            V::Str(&t.sha256).render()
+        );
+    }
 }
 
 /// `[[handoff.agent]]` tables; the headers name their full path, so they may follow any section.

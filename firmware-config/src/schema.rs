@@ -92,6 +92,8 @@ pub struct Config {
     pub dialog: DialogConfig,
     pub backend: BackendConfig,
     pub handoff: HandoffConfig,
+    pub qa: QaConfig,
+    pub auth: AuthConfig,
     /// Directory relative paths were resolved against (the config file's directory).
     pub base_dir: PathBuf,
 }
@@ -122,6 +124,8 @@ impl Config {
             dialog: DialogConfig::default(),
             backend: BackendConfig::default(),
             handoff: HandoffConfig::default(),
+            qa: QaConfig::default(),
+            auth: AuthConfig::default(),
             base_dir: base_dir.to_path_buf(),
         };
         config.prompts.dir = base_dir.join(&config.prompts.dir);
@@ -130,6 +134,8 @@ impl Config {
         config.asr.models_dir = base_dir.join(&config.asr.models_dir);
         config.dialog.flow = base_dir.join(&config.dialog.flow);
         config.backend.demo_db = base_dir.join(&config.backend.demo_db);
+        config.qa.scorecards = base_dir.join(&config.qa.scorecards);
+        config.auth.users_file = base_dir.join(&config.auth.users_file);
         config
     }
 }
@@ -281,17 +287,40 @@ impl Default for RecordingConfig {
 }
 
 /// `[storage]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// `Debug` is written by hand and `postgres_url` is not serialised: the URL may hold a password.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct StorageConfig {
-    /// SQLite database file (resolved).
+    /// SQLite database file (resolved); unused when `postgres_url` is set.
     pub path: PathBuf,
+    /// `postgres://user:pass@host:port/db`: store calls in PostgreSQL instead of the SQLite file.
+    #[serde(skip_serializing)]
+    pub postgres_url: Option<String>,
+    /// Recordings and transcripts of calls that ended more than this many days ago are purged; 0 keeps
+    /// them forever.
+    pub retention_days: u32,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("var/voxgate.db"),
+            postgres_url: None,
+            retention_days: 0,
         }
+    }
+}
+
+impl fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("path", &self.path)
+            .field(
+                "postgres_url",
+                &self.postgres_url.as_ref().map(|_| "<redacted>"),
+            )
+            .field("retention_days", &self.retention_days)
+            .finish()
     }
 }
 
@@ -507,6 +536,9 @@ pub struct AsrConfig {
     pub initial_prompt: String,
     /// A decode taking longer is aborted.
     pub max_decode_ms: u64,
+    /// Recognise speech; `false` keeps VAD, barge-in and endpointing but loads no model (callers are
+    /// steered to the keypad), e.g. on a box sized for media only.
+    pub enabled: bool,
 }
 
 impl Default for AsrConfig {
@@ -521,6 +553,7 @@ impl Default for AsrConfig {
             initial_prompt: "Demo bank hotline: balance, card, lost card, stolen card, freeze, fraud, payment, agent."
                 .to_string(),
             max_decode_ms: 10_000,
+            enabled: true,
         }
     }
 }
@@ -682,6 +715,8 @@ pub struct HandoffConfig {
     pub hold_music: Option<PathBuf>,
     /// SIP URI for a blind transfer (REFER) instead of bridging agents; `None` = bridge.
     pub refer_target: Option<String>,
+    /// `http(s)://` URL that gets the call's context (JSON) each time an agent's phone rings.
+    pub screen_pop_url: Option<String>,
     /// `[[handoff.agent]]` tables, in file order.
     pub agents: Vec<AgentConfig>,
 }
@@ -694,6 +729,7 @@ impl Default for HandoffConfig {
             announce_every_secs: 30,
             hold_music: None,
             refer_target: None,
+            screen_pop_url: None,
             agents: Vec::new(),
         }
     }
@@ -734,5 +770,132 @@ impl Default for AgentConfig {
             skills: Vec::new(),
             languages: vec!["en".to_string()],
         }
+    }
+}
+
+/// `[qa]`: automated quality checking of every call and live risk alerts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QaConfig {
+    /// Score every finished call and raise live alerts.
+    pub enabled: bool,
+    /// Directory of scorecard files (`*.toml`, resolved); each applies to calls in its language.
+    pub scorecards: PathBuf,
+    /// Run realtime rules on partial transcripts too, so an alert can arrive before the caller finishes.
+    pub live_partials: bool,
+    /// `http(s)://` URL each alert is POSTed to (JSON); `None` = SSE and the API only.
+    pub alert_webhook: Option<String>,
+    pub alert_webhook_timeout_ms: u64,
+}
+
+impl Default for QaConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            scorecards: PathBuf::from("scorecards"),
+            live_partials: true,
+            alert_webhook: None,
+            alert_webhook_timeout_ms: 3000,
+        }
+    }
+}
+
+impl QaConfig {
+    pub fn alert_webhook_timeout(&self) -> Duration {
+        Duration::from_millis(self.alert_webhook_timeout_ms)
+    }
+}
+
+/// What a web UI / API user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything, including purges and user administration.
+    Admin,
+    /// Live board, alerts, calls and scores (read only).
+    Supervisor,
+    /// Calls, scores, reviews (overrides) and exports.
+    QaReviewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Admin, Role::Supervisor, Role::QaReviewer];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Supervisor => "supervisor",
+            Role::QaReviewer => "qa_reviewer",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Role> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// One `[[auth.user]]`: a person who logs in to the web UI.
+///
+/// `Debug` is hand-written and the hash is not serialised, so neither reaches a log line.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct UserConfig {
+    pub name: String,
+    pub role: Role,
+    /// Argon2 PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`), made by `voxgate auth hash-password`.
+    #[serde(skip_serializing)]
+    pub password_hash: String,
+}
+
+impl fmt::Debug for UserConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserConfig")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("password_hash", &"<redacted>")
+            .finish()
+    }
+}
+
+/// One `[[auth.token]]`: an API client (`Authorization: Bearer …`), stored as the token's SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenConfig {
+    pub name: String,
+    pub role: Role,
+    /// Lowercase hex SHA-256 of the token, made by `voxgate auth new-token`.
+    pub sha256: String,
+}
+
+/// `[auth]`: who may use the web UI and the API. No user or password is built in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuthConfig {
+    /// A UI login lasts this long.
+    pub session_hours: u32,
+    /// Wrong passwords in a row before a user is locked out for `lockout_secs`.
+    pub max_failures: u32,
+    pub lockout_secs: u32,
+    /// Users managed with `voxgate auth add-user` (TOML with `[[user]]` tables, resolved); read at start-up
+    /// beside `[[auth.user]]`. When neither holds a user, the first start creates an `admin` with a random
+    /// password, printed once.
+    pub users_file: PathBuf,
+    pub users: Vec<UserConfig>,
+    pub tokens: Vec<TokenConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            session_hours: 12,
+            max_failures: 5,
+            lockout_secs: 300,
+            users_file: PathBuf::from("var/users.toml"),
+            users: Vec::new(),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+impl AuthConfig {
+    pub fn session(&self) -> Duration {
+        Duration::from_secs(u64::from(self.session_hours) * 3600)
+    }
+    pub fn lockout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.lockout_secs))
     }
 }

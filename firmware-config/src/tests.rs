@@ -77,7 +77,7 @@ fn default_file_parses_back_to_default() {
         .filter(|l| !l.starts_with('#') && l.contains(" = "))
         .count();
     let comments = text.lines().filter(|l| l.starts_with("# ")).count();
-    assert_eq!(keys, 71, "every schema key is present");
+    assert_eq!(keys, 84, "every schema key is present");
     assert!(text.contains("numbers = {}\n"), "{text}");
     assert!(text.contains("# [[handoff.agent]]\n"), "{text}");
     assert!(comments > keys);
@@ -728,4 +728,101 @@ fn handoff_errors_point_at_the_agent() {
     // Unknown keys inside an agent are syntax-level errors with a location.
     let (l, _, msg) = parse_error("[[handoff.agent]]\nname = \"a\"\nskill = [\"x\"]\n");
     assert_eq!(l, 3, "{msg}");
+}
+
+const HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$J8RvFvd6k3t2lZ1qzv3i0l4Zs0b4l9hO8S3a7pVw0Rk";
+
+#[test]
+fn qa_storage_and_auth_sections_parse() {
+    let text = format!(
+        r#"
+[storage]
+postgres_url = "postgres://vox:secret@db.example.com:5432/voxgate"
+retention_days = 90
+[asr]
+enabled = false
+[handoff]
+screen_pop_url = "https://crm.example.com/pop"
+[qa]
+scorecards = "cards"
+live_partials = false
+alert_webhook = "http://10.0.0.9:9000/alerts"
+[auth]
+session_hours = 8
+[[auth.user]]
+name = "sam"
+role = "supervisor"
+password_hash = "{HASH}"
+[[auth.token]]
+name = "bi-export"
+role = "qa_reviewer"
+sha256 = "{}"
+"#,
+        "ab".repeat(32)
+    );
+    let c = parse(&text, &origin()).unwrap();
+    assert_eq!(
+        c.storage.postgres_url.as_deref(),
+        Some("postgres://vox:secret@db.example.com:5432/voxgate")
+    );
+    assert!(!format!("{:?}", c.storage).contains("secret"));
+    assert_eq!(c.storage.retention_days, 90);
+    assert!(!c.asr.enabled);
+    assert_eq!(
+        c.handoff.screen_pop_url.as_deref(),
+        Some("https://crm.example.com/pop")
+    );
+    assert_eq!(c.qa.scorecards, PathBuf::from("/etc/voxgate/cards"));
+    assert!(!c.qa.live_partials);
+    assert_eq!(
+        c.qa.alert_webhook.as_deref(),
+        Some("http://10.0.0.9:9000/alerts")
+    );
+    assert_eq!(c.auth.session_hours, 8);
+    assert_eq!(c.auth.users.len(), 1);
+    assert_eq!(c.auth.users[0].role, Role::Supervisor);
+    assert!(!format!("{:?}", c.auth.users[0]).contains("argon2"));
+    assert_eq!(c.auth.tokens[0].role, Role::QaReviewer);
+    // Rendering keeps users and tokens, and the render parses back.
+    let back = parse(&c.to_toml_string(), &origin()).unwrap();
+    assert_eq!(back.auth, c.auth);
+}
+
+#[test]
+fn auth_and_qa_mistakes_are_located_and_secrets_not_echoed() {
+    let text = format!(
+        r#"[storage]
+postgres_url = "mysql://root:hunter2@db"
+[qa]
+alert_webhook = "ftp://x"
+[[auth.user]]
+name = "sam"
+role = "boss"
+password_hash = "{HASH}"
+[[auth.user]]
+name = "sam"
+role = "admin"
+password_hash = "plaintext-hunter2"
+[[auth.token]]
+name = "t"
+role = "admin"
+sha256 = "XYZ"
+"#
+    );
+    let d = invalid(&text);
+    let got: Vec<(usize, String)> = d.iter().map(|d| (d.location.line, d.key.clone())).collect();
+    assert_eq!(
+        got,
+        [
+            (2, "storage.postgres_url".to_string()),
+            (4, "qa.alert_webhook".to_string()),
+            (7, "auth.user[0].role".to_string()),
+            (10, "auth.user[1].name".to_string()),
+            (12, "auth.user[1].password_hash".to_string()),
+            (16, "auth.token[0].sha256".to_string()),
+        ]
+    );
+    let all = d.iter().map(ToString::to_string).collect::<String>();
+    assert!(!all.contains("hunter2"), "{all}");
 }

@@ -13,7 +13,7 @@ use crate::error::{Diagnostic, Location, Problem};
 use crate::raw::RawConfig;
 use crate::schema::{
     AgentConfig, AsrLanguage, AsrModel, BackendKind, BargeInResume, CodecName, Config, LogFormat,
-    VadName,
+    Role, TokenConfig, UserConfig, VadName,
 };
 
 /// One step of a key path: a table key, or an element of an array or array of tables.
@@ -222,6 +222,8 @@ impl<'a> Validator<'a> {
         self.dialog(raw, &mut c, &base);
         self.backend(raw, &mut c, &base);
         self.handoff(raw, &mut c, &base);
+        self.qa(raw, &mut c, &base);
+        self.auth(raw, &mut c, &base);
         if self.diags.is_empty() {
             Ok(c)
         } else {
@@ -419,6 +421,23 @@ impl<'a> Validator<'a> {
         }
         if let Some(p) = self.path(&["storage", "path"], &raw.storage.path, base) {
             c.storage.path = p;
+        }
+        let url = &raw.storage.postgres_url;
+        if url.is_empty() {
+            c.storage.postgres_url = None;
+        } else if valid_postgres_url(url) {
+            c.storage.postgres_url = Some(url.clone());
+        } else {
+            // The URL may carry a password: never echo it.
+            self.report(&["storage", "postgres_url"], Problem::BadPostgresUrl);
+        }
+        if let Some(v) = self.int(
+            &["storage", "retention_days"],
+            raw.storage.retention_days,
+            0,
+            36_500,
+        ) {
+            c.storage.retention_days = v;
         }
     }
 
@@ -665,6 +684,7 @@ impl Validator<'_> {
         if let Some(v) = self.positive(&["asr", "max_decode_ms"], a.max_decode_ms, 600_000) {
             c.asr.max_decode_ms = v;
         }
+        c.asr.enabled = a.enabled;
     }
 }
 
@@ -829,6 +849,8 @@ impl Validator<'_> {
             );
             None
         };
+        c.handoff.screen_pop_url =
+            self.optional_url(&["handoff", "screen_pop_url"], &h.screen_pop_url);
         let mut names = HashSet::new();
         let mut agents = Vec::with_capacity(h.agents.len());
         for (i, a) in h.agents.iter().enumerate() {
@@ -910,6 +932,183 @@ impl Validator<'_> {
         }
         c.handoff.agents = agents;
     }
+}
+
+impl Validator<'_> {
+    /// `""` = none; anything else must be an http(s) URL.
+    fn optional_url(&mut self, path: &[&str], value: &str) -> Option<String> {
+        if value.is_empty() {
+            None
+        } else if valid_http_url(value) {
+            Some(value.to_string())
+        } else {
+            self.report(
+                path,
+                Problem::BadUrl {
+                    value: value.to_string(),
+                },
+            );
+            None
+        }
+    }
+
+    fn qa(&mut self, raw: &RawConfig, c: &mut Config, base: &Path) {
+        let q = &raw.qa;
+        c.qa.enabled = q.enabled;
+        if let Some(p) = self.path(&["qa", "scorecards"], &q.scorecards, base) {
+            c.qa.scorecards = p;
+        }
+        c.qa.live_partials = q.live_partials;
+        c.qa.alert_webhook = self.optional_url(&["qa", "alert_webhook"], &q.alert_webhook);
+        if let Some(v) = self.positive(
+            &["qa", "alert_webhook_timeout_ms"],
+            q.alert_webhook_timeout_ms,
+            60_000,
+        ) {
+            c.qa.alert_webhook_timeout_ms = v;
+        }
+    }
+
+    fn auth(&mut self, raw: &RawConfig, c: &mut Config, base: &Path) {
+        let a = &raw.auth;
+        if let Some(v) = self.positive(&["auth", "session_hours"], a.session_hours, 24 * 30) {
+            c.auth.session_hours = v;
+        }
+        if let Some(v) = self.positive(&["auth", "max_failures"], a.max_failures, 1000) {
+            c.auth.max_failures = v;
+        }
+        if let Some(v) = self.int(&["auth", "lockout_secs"], a.lockout_secs, 0, 86_400) {
+            c.auth.lockout_secs = v;
+        }
+        if let Some(p) = self.path(&["auth", "users_file"], &a.users_file, base) {
+            c.auth.users_file = p;
+        }
+        let mut names = HashSet::new();
+        for (i, u) in a.users.iter().enumerate() {
+            let at = |key| {
+                [
+                    Seg::Key("auth"),
+                    Seg::Key("user"),
+                    Seg::Index(i),
+                    Seg::Key(key),
+                ]
+            };
+            let before = self.diags.len();
+            if !valid_user_name(&u.name) {
+                self.report_in(
+                    &at("name"),
+                    Problem::BadUserName {
+                        value: u.name.clone(),
+                    },
+                );
+            } else if !names.insert(u.name.as_str()) {
+                self.report_in(
+                    &at("name"),
+                    Problem::DuplicateUser {
+                        name: u.name.clone(),
+                    },
+                );
+            }
+            let role = self.role_at(&at("role"), &u.role);
+            if !valid_password_hash(&u.password_hash) {
+                self.report_in(&at("password_hash"), Problem::BadPasswordHash);
+            }
+            if let (Some(role), true) = (role, self.diags.len() == before) {
+                c.auth.users.push(UserConfig {
+                    name: u.name.clone(),
+                    role,
+                    password_hash: u.password_hash.clone(),
+                });
+            }
+        }
+        let mut token_names = HashSet::new();
+        for (i, t) in a.tokens.iter().enumerate() {
+            let at = |key| {
+                [
+                    Seg::Key("auth"),
+                    Seg::Key("token"),
+                    Seg::Index(i),
+                    Seg::Key(key),
+                ]
+            };
+            let before = self.diags.len();
+            if !valid_user_name(&t.name) {
+                self.report_in(
+                    &at("name"),
+                    Problem::BadUserName {
+                        value: t.name.clone(),
+                    },
+                );
+            } else if !token_names.insert(t.name.as_str()) {
+                self.report_in(
+                    &at("name"),
+                    Problem::DuplicateUser {
+                        name: t.name.clone(),
+                    },
+                );
+            }
+            let role = self.role_at(&at("role"), &t.role);
+            let hex = t.sha256.len() == 64
+                && t.sha256
+                    .chars()
+                    .all(|ch| ch.is_ascii_digit() || ('a'..='f').contains(&ch));
+            if !hex {
+                self.report_in(&at("sha256"), Problem::BadTokenHash);
+            }
+            if let (Some(role), true) = (role, self.diags.len() == before) {
+                c.auth.tokens.push(TokenConfig {
+                    name: t.name.clone(),
+                    role,
+                    sha256: t.sha256.clone(),
+                });
+            }
+        }
+    }
+
+    fn role_at(&mut self, at: &[Seg<'_>], value: &str) -> Option<Role> {
+        let role = Role::from_name(value);
+        if role.is_none() {
+            self.report_in(
+                at,
+                Problem::UnknownChoice {
+                    value: value.to_string(),
+                    expected: "admin, supervisor, qa_reviewer",
+                },
+            );
+        }
+        role
+    }
+}
+
+/// A login name: 1..=64 characters, letters, digits, `.`, `_`, `-`, `@`.
+pub fn valid_user_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-' | '@'))
+}
+
+/// The shape of an argon2 PHC string: `$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>` (the binary verifies
+/// the rest when it parses it).
+pub fn valid_password_hash(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('$').collect();
+    parts.len() == 6
+        && parts[0].is_empty()
+        && matches!(parts[1], "argon2id" | "argon2i" | "argon2d")
+        && parts[2].starts_with("v=")
+        && parts[3].contains("m=")
+        && parts[4..].iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '+' || ch == '/')
+        })
+}
+
+/// `postgres://` or `postgresql://` and something after it, printable ASCII.
+fn valid_postgres_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("postgres://")
+        .or_else(|| s.strip_prefix("postgresql://"));
+    rest.is_some_and(|r| !r.is_empty()) && s.chars().all(|ch| ch.is_ascii_graphic())
 }
 
 fn without_plus(number: &str) -> &str {

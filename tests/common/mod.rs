@@ -161,6 +161,13 @@ impl Voxgate {
             "models_dir",
             &format!("{:?}", asr_models_dir().to_string_lossy()),
         );
+        cfg.set(
+            "qa",
+            "scorecards",
+            &format!("{:?}", repo().join("scorecards").to_string_lossy()),
+        );
+        cfg.set("auth", "users_file", "\"users.toml\"");
+        cfg.extra.push_str(&test_token_table());
         tweak(&mut cfg);
         let cfg_path = dir.join("voxgate.toml");
         // Tweaks may refer to the SIP port chosen here as `{sip_port}`.
@@ -227,8 +234,13 @@ impl Voxgate {
         format!("127.0.0.1:{}", self.sip_port)
     }
 
+    /// GET with the test's API token (an admin).
     pub fn try_get(&self, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-        http_get(SocketAddr::from(([127, 0, 0, 1], self.http_port)), path)
+        http_request(self.http_addr(), "GET", path, Some(TEST_TOKEN), None)
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.http_port))
     }
 
     pub fn get_json(&self, path: &str) -> Value {
@@ -401,6 +413,8 @@ impl Drop for Voxgate {
 #[derive(Default)]
 pub struct ConfigText {
     sections: Vec<(String, Vec<(String, String)>)>,
+    /// Appended as is after the sections (arrays of tables such as `[[auth.user]]`).
+    pub extra: String,
 }
 
 impl ConfigText {
@@ -428,16 +442,50 @@ impl ConfigText {
             }
             out.push('\n');
         }
+        out.push_str(&self.extra);
         out
     }
 }
 
+/// The API token every test voxgate accepts (role admin); its SHA-256 goes into the generated config.
+pub const TEST_TOKEN: &str = "vxg_test_token_for_integration_tests";
+
+/// The `[[auth.token]]` table for [`TEST_TOKEN`].
+pub fn test_token_table() -> String {
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(TEST_TOKEN.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("[[auth.token]]\nname = \"tests\"\nrole = \"admin\"\nsha256 = \"{digest}\"\n")
+}
+
+/// GET without credentials.
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    http_request(addr, "GET", path, None, None)
+}
+
+/// A minimal HTTP/1.0 request: optional bearer token and JSON body; returns status and body.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    json: Option<&str>,
+) -> std::io::Result<(u16, Vec<u8>)> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    let body = json.map_or_else(String::new, |b| {
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        )
+    });
+    let end = if json.is_some() { "" } else { "\r\n" };
     write!(
         s,
-        "GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n{auth}{body}{end}"
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;

@@ -55,16 +55,45 @@ pub enum Event {
         id: u64,
         result: Result<Vec<(String, Value)>, BackendFailure>,
     },
-    /// The agent leg answered (`true`) or could not be connected.
-    TransferResult {
-        connected: bool,
-    },
+    /// What came of an [`Action::Transfer`].
+    TransferResult(TransferOutcome),
     /// A fact learnt outside the dialog (a voiceprint verdict): sets a variable.
     Fact {
         name: String,
         value: Value,
     },
     Hangup,
+}
+
+/// What came of a hand-off to a human.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferOutcome {
+    /// A human took the call (bridged, or the far end accepted a blind transfer).
+    Connected,
+    /// Nobody took it; the flow's `on_fail` form (or its `transfer_failed` form) runs with the builtin
+    /// variable `transfer_failure` set to [`TransferFailure::as_str`].
+    Failed(TransferFailure),
+}
+
+/// Why nobody took a hand-off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferFailure {
+    /// No agent with the skill and language exists (or none is configured).
+    NoAgents,
+    /// The caller waited `queue_timeout` in the queue; flows usually offer to keep waiting.
+    QueueTimeout,
+    /// Agents or the transfer target were reached but did not take the call.
+    Failed,
+}
+
+impl TransferFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferFailure::NoAgents => "no_agents",
+            TransferFailure::QueueTimeout => "queue_timeout",
+            TransferFailure::Failed => "failed",
+        }
+    }
 }
 
 /// Why a backend call produced no result.
@@ -181,7 +210,10 @@ pub enum Analytics {
         skill: String,
         reason: String,
     },
-    TransferFailed,
+    TransferFailed {
+        /// [`TransferFailure::as_str`].
+        reason: &'static str,
+    },
     /// `contained`: served in self-service, no hand-off tried. A caller who needed a human and found none
     /// was not served by the bot: not contained.
     Ended {
@@ -366,14 +398,21 @@ impl Session {
             Event::Digit(d) => self.digit(d, now),
             Event::Timeout => self.timeout(now),
             Event::BackendResult { id, result } => self.backend_result(id, result, now),
-            Event::TransferResult { connected } => {
+            Event::TransferResult(outcome) => {
                 if let Phase::Transferring { on_fail } = self.phase {
-                    if connected {
-                        self.phase = Phase::Bridged;
-                    } else {
-                        self.transferred = false;
-                        self.emit(Action::Analytics(Analytics::TransferFailed));
-                        self.enter(on_fail.unwrap_or(self.flow.transfer_failed), now);
+                    match outcome {
+                        TransferOutcome::Connected => self.phase = Phase::Bridged,
+                        TransferOutcome::Failed(why) => {
+                            self.transferred = false;
+                            self.vars.insert(
+                                "transfer_failure".into(),
+                                Value::Text(why.as_str().into()),
+                            );
+                            self.emit(Action::Analytics(Analytics::TransferFailed {
+                                reason: why.as_str(),
+                            }));
+                            self.enter(on_fail.unwrap_or(self.flow.transfer_failed), now);
+                        }
                     }
                 }
             }
@@ -713,6 +752,9 @@ impl Session {
                 } => {
                     self.transferred = true;
                     self.handed_off = true;
+                    // A flow that offers "keep waiting" after a queue timeout transfers to the same skill.
+                    self.vars
+                        .insert("transfer_skill".into(), Value::Text(skill.clone()));
                     self.emit(Action::Analytics(Analytics::Handoff {
                         skill: skill.clone(),
                         reason: reason.clone(),

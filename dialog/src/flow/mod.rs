@@ -17,7 +17,10 @@ mod value;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{Action, Analytics, BackendFailure, Event, Listen, Say, Session};
+pub use engine::{
+    Action, Analytics, BackendFailure, Event, Listen, Say, Session, TransferFailure,
+    TransferOutcome,
+};
 pub use load::{load_file, load_str, FlowError, LoadError, Location, Problem};
 pub use model::{
     Command, CommandAction, Cond, Endpointing, Flow, Form, FormId, Handler, HandlerEvent, Op,

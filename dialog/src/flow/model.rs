@@ -299,7 +299,13 @@ impl Op {
 
 /// Variables the engine sets itself: the numbers at call start, and `required` (the unmet requirement that
 /// sent the caller to the verify form, so it can tell a step-up from a first verification).
-pub const BUILTIN_VARS: [&str; 3] = ["caller", "called", "required"];
+pub const BUILTIN_VARS: [&str; 5] = [
+    "caller",
+    "called",
+    "required",
+    "transfer_failure",
+    "transfer_skill",
+];
 
 /// One step of a form's `do` list, with its optional condition.
 #[derive(Debug, Clone, PartialEq)]

@@ -307,7 +307,7 @@ fn handlers_escalate_by_count_then_a_human_takes_over() {
     assert!(a.contains(&Action::Analytics(Analytics::Escalated { errors: 3 })));
     assert_eq!(prompts(&a), ["transfer_agent"]);
     assert_eq!(transfer(&a), Some(("general".into(), false)));
-    let a = c.ev(Event::TransferResult { connected: true });
+    let a = c.ev(Event::TransferResult(TransferOutcome::Connected));
     assert!(a.is_empty());
     let a = c.ev(Event::Hangup);
     assert!(a.contains(&Action::Analytics(Analytics::Ended { contained: false })));
@@ -450,10 +450,65 @@ fn fraud_freezes_first_and_transfers_with_priority() {
 fn a_failed_transfer_never_leaves_the_caller_in_silence() {
     let mut c = at_greeting();
     c.keys("0");
-    let a = c.ev(Event::TransferResult { connected: false });
+    let a = c.ev(Event::TransferResult(TransferOutcome::Failed(
+        TransferFailure::NoAgents,
+    )));
     assert_eq!(prompts(&a), ["no_agent"]);
     let a = c.done();
     assert!(a.contains(&Action::HangUp(HangupCause::Completed)));
+}
+
+#[test]
+fn a_queue_timeout_offers_to_keep_waiting_or_go_back_to_the_assistant() {
+    let mut c = at_greeting();
+    c.keys("0");
+    let timeout = Event::TransferResult(TransferOutcome::Failed(TransferFailure::QueueTimeout));
+    let a = c.ev(timeout.clone());
+    assert!(a.contains(&Action::Analytics(Analytics::TransferFailed {
+        reason: "queue_timeout"
+    })));
+    assert_eq!(prompts(&a), ["queue_options"]);
+    assert_eq!(
+        c.s.vars().get("transfer_failure"),
+        Some(&Value::Text("queue_timeout".into()))
+    );
+    c.done();
+    // 1 = keep waiting: the same hand-off again.
+    let a = c.keys("1");
+    assert_eq!(transfer(&a), Some(("general".into(), false)));
+    // Timed out again, and this time back to the assistant.
+    let a = c.ev(timeout);
+    assert_eq!(prompts(&a), ["queue_options"]);
+    c.done();
+    let a = c.say("no", 0.9);
+    assert_eq!(transfer(&a), None);
+    assert_eq!(prompts(&a), ["anything_else"]);
+}
+
+#[test]
+fn a_fraud_caller_who_keeps_waiting_stays_on_the_priority_fraud_line() {
+    let mut c = at_greeting();
+    c.say(
+        "someone called and told me to move my money to a safe account",
+        0.9,
+    );
+    c.done();
+    let a = c.keys("12345678");
+    let a = c.reply(
+        &a,
+        Ok(vec![
+            ("case_id", Value::Digits("7001".into())),
+            ("card_last4", Value::Digits("4242".into())),
+            ("card_frozen", Value::Bool(true)),
+        ]),
+    );
+    assert_eq!(transfer(&a), Some(("fraud".into(), true)));
+    c.ev(Event::TransferResult(TransferOutcome::Failed(
+        TransferFailure::QueueTimeout,
+    )));
+    c.done();
+    let a = c.say("yes please", 0.9);
+    assert_eq!(transfer(&a), Some(("fraud".into(), true)));
 }
 
 #[test]
