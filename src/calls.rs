@@ -123,6 +123,8 @@ struct PendingUtterance {
     end: Instant,
     cut: bool,
     speaker: Speaker,
+    /// The transcript is not passed to the dialog (see `MediaEvent::Utterance`).
+    record_only: bool,
 }
 
 /// The call voxgate places to an agent for a hand-off (the B2BUA's second leg).
@@ -896,12 +898,14 @@ impl Controller {
                 cut,
                 submitted,
                 agent,
+                record_only,
             } => {
                 if let Some(call) = self.calls.get_mut(&CallHandle(key)) {
                     let pending = PendingUtterance {
                         start,
                         end,
                         cut,
+                        record_only,
                         speaker: if agent {
                             Speaker::Agent
                         } else {
@@ -1651,16 +1655,18 @@ impl Controller {
                 let _g = call.span.enter();
                 tracing::debug!(utterance = r.utterance, text = %text, "partial");
             }
-            // The utterance is still going: it is placed at "now" for the live view and partial alerts.
-            let at = ms_since(call.arrived, now);
+            // The utterance is still going: the audio decoded so far ended about when the decode started,
+            // so evidence from a partial points at the words' place in the call, not at "now".
+            let end = ms_since(call.arrived, now.checked_sub(r.decode).unwrap_or(now));
+            let start = end.saturating_sub(u64::from(t.audio_ms));
             let turn = Turn {
                 speaker,
-                start_ms: at,
-                end_ms: at,
+                start_ms: start,
+                end_ms: end,
                 text,
                 confidence: Some(t.confidence),
                 interrupted: false,
-                segments: Vec::new(),
+                segments: segments_from(start, &t.segments),
                 acoustics: None,
             };
             let live = call.live_turn(speaker, r.utterance, &turn, true);
@@ -1673,7 +1679,8 @@ impl Controller {
         let Some(pending) = call.pending_asr.remove(&r.utterance) else {
             return;
         };
-        let (start, end, cut) = (pending.start, pending.end, pending.cut);
+        let (start, end, cut, record_only) =
+            (pending.start, pending.end, pending.cut, pending.record_only);
         let mut final_turn = None;
         let result = match &r.outcome {
             Ok(t) if !t.text().trim().is_empty() => {
@@ -1702,15 +1709,7 @@ impl Controller {
                     text: shown,
                     confidence: Some(t.confidence),
                     interrupted: cut,
-                    segments: t
-                        .segments
-                        .iter()
-                        .map(|seg| TurnSegment {
-                            start_ms: base + u64::from(seg.start_ms),
-                            end_ms: base + u64::from(seg.end_ms),
-                            text: redact_numbers(seg.text.trim()),
-                        })
-                        .collect(),
+                    segments: segments_from(base, &t.segments),
                     acoustics,
                 };
                 let live = call.live_turn(pending.speaker, r.utterance, &turn, false);
@@ -1769,8 +1768,8 @@ impl Controller {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
-        if r.utterance >= AGENT_UTTERANCE_BASE {
-            // The agent's words are for the record only; the dialog listens to the caller.
+        if record_only {
+            // The agent's words, or the caller's cut short by a key: the dialog does not hear them.
             if call.phase == Phase::Ending && call.pending_asr.is_empty() {
                 self.finish(handle);
             }
@@ -2138,6 +2137,18 @@ fn sanitize(s: &str) -> String {
             }
         })
         .take(64)
+        .collect()
+}
+
+/// Whisper's segments placed in the call (`base` = where the decoded audio starts), numbers redacted.
+fn segments_from(base: u64, segments: &[voxgate_asr::Segment]) -> Vec<TurnSegment> {
+    segments
+        .iter()
+        .map(|seg| TurnSegment {
+            start_ms: base + u64::from(seg.start_ms),
+            end_ms: base + u64::from(seg.end_ms),
+            text: redact_numbers(seg.text.trim()),
+        })
         .collect()
 }
 

@@ -43,6 +43,8 @@ const RECORDER_DELAY_FRAMES: usize = 10;
 /// Frames masked after an RFC 4733 / INFO digit is reported: the key press's tone, when the trunk also
 /// sends it in-band, lasts about this long; in-band detections are masked precisely instead.
 const DTMF_MASK_AFTER: u64 = 15;
+/// How long before its report a key's tone may have started (in-band detection needs a few frames).
+const KEY_TONE_LEAD: Duration = Duration::from_millis(80);
 /// Longest key press we believe; longer claimed durations (INFO, RFC 4733) are clamped.
 const MAX_DTMF_MS: u32 = 10_000;
 /// Frames of guard masked around an in-band tone's detected edges.
@@ -167,6 +169,9 @@ pub enum MediaEvent {
         submitted: bool,
         /// Spoken by the agent on a bridged call (else by the caller).
         agent: bool,
+        /// Its transcript is for the record only, not for the dialog (the agent's words, or a caller's
+        /// words cut short by a key press).
+        record_only: bool,
     },
     /// voxgate said something: the prompt fragments played from `start` to `end`.
     BotTurn {
@@ -861,6 +866,8 @@ impl MediaCall {
                     v.speech(self.key, audio.clone());
                 }
                 let submitted = self.submit_asr(s, utterance, audio, false);
+                // Ended by a key press: the key was the answer; the words are for the record.
+                let record_only = reason == UtteranceEnd::KeyPress;
                 let _ = shared.events.send(MediaEvent::Utterance {
                     key: self.key,
                     utterance,
@@ -869,8 +876,9 @@ impl MediaCall {
                     cut: reason == UtteranceEnd::MaxLength,
                     submitted,
                     agent: false,
+                    record_only,
                 });
-                if !submitted {
+                if !submitted && !record_only {
                     // The recogniser is saturated: ask for the keypad instead of making the caller wait.
                     Metrics::inc(&shared.metrics.asr_overloaded_total);
                     self.timeline(now, "asr_overloaded", format!("#{utterance}"), shared);
@@ -1037,6 +1045,7 @@ impl MediaCall {
                         cut: reason == UtteranceEnd::MaxLength,
                         submitted,
                         agent: true,
+                        record_only: true,
                     });
                     relisten = true;
                 }
@@ -1188,8 +1197,13 @@ impl MediaCall {
 
     fn on_digit(&mut self, now: Instant, ev: DtmfEvent, shared: &MediaShared) {
         Metrics::inc(&shared.metrics.dtmf_digits_total);
-        // A key press is not speech: its in-band tone must not become an utterance.
+        // A key press is not speech: its in-band tone must not become an utterance. What the caller said
+        // before it stays on the record (an in-band tone is reported a few frames after it started).
         self.speech_muted_until = self.frames + DTMF_MASK_AFTER;
+        if let Some(sp) = self.speech.as_mut() {
+            let tone_from = ev.at.checked_sub(KEY_TONE_LEAD).unwrap_or(ev.at);
+            sp.pipeline.end_utterance_at_key(tone_from, now);
+        }
         let actions = self.dialog.step(DialogEvent::Digit(ev.digit), now);
         // The digit itself goes on the timeline only as the dialog engine chose to show it.
         let source = match ev.source {

@@ -40,6 +40,10 @@ struct Shared {
     turn_start: usize,
     remote_rtp: Option<SocketAddr>,
     te_pt: u8,
+    /// When the latest frame with voice left for voxgate: the end of what the caller said so far.
+    last_voice_sent: Option<Instant>,
+    /// Frames of the current item not sent yet.
+    sending: usize,
 }
 
 pub struct Caller {
@@ -127,6 +131,22 @@ impl Caller {
     /// Queues speech (8 kHz mono) to be sent after whatever is queued.
     pub fn say(&self, pcm: &[i16]) {
         self.lock().queue.push_back(Out::Audio(pcm.to_vec()));
+    }
+
+    /// Waits until everything queued has been sent; returns when the last frame with voice left (the end
+    /// of the caller's latest utterance).
+    pub fn wait_said(&self, within: Duration) -> Option<Instant> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            {
+                let s = self.lock();
+                if s.queue.is_empty() && s.sending == 0 {
+                    return s.last_voice_sent;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
     }
 
     /// Queues key presses (RFC 4733, 100 ms each with 100 ms gaps).
@@ -364,9 +384,11 @@ fn media_loop(sock: UdpSocket, shared: Arc<Mutex<Shared>>, ended: Arc<AtomicBool
                 current = frames(out);
             }
         }
+        s.sending = current.len();
         let te_pt = s.te_pt;
         drop(s);
         let mut pkt = Vec::with_capacity(12 + FRAME);
+        let mut voiced = false;
         match current.pop_front() {
             Some(Frame::Event {
                 digit,
@@ -387,6 +409,7 @@ fn media_loop(sock: UdpSocket, shared: Arc<Mutex<Shared>>, ended: Arc<AtomicBool
                 header(&mut pkt, 0, false, seq, ts, ssrc);
                 let n = enc.encode(&samples, &mut payload).unwrap_or(0);
                 pkt.extend_from_slice(&payload[..n]);
+                voiced = super::rms_dbfs(&samples[..]) > VOICE_DBFS;
             }
             Some(Frame::Silence) | None => {
                 header(&mut pkt, 0, false, seq, ts, ssrc);
@@ -394,6 +417,12 @@ fn media_loop(sock: UdpSocket, shared: Arc<Mutex<Shared>>, ended: Arc<AtomicBool
             }
         }
         let _ = sock.send_to(&pkt, dest);
+        if voiced {
+            shared
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .last_voice_sent = Some(Instant::now());
+        }
         seq = seq.wrapping_add(1);
         ts = ts.wrapping_add(FRAME as u32);
     }

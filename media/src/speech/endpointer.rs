@@ -147,6 +147,9 @@ pub enum EndReason {
     Silence,
     /// `max_utterance_ms` reached while the caller was still talking.
     MaxLength,
+    /// A key press ended it (set by the pipeline, never by the endpointer): the words before the key are
+    /// for the record; the key is the caller's answer.
+    KeyPress,
 }
 
 /// What the endpointer noticed.

@@ -31,6 +31,8 @@ use super::vad::{VadError, VadKind};
 /// Events queued before the oldest are dropped: a tick yields at most three (barge-in,
 /// utterance end, partial), so eight only fill up when nobody polls.
 const EVENT_QUEUE_CAP: usize = 8;
+/// Shortest speech kept when a key press ends an utterance (less is a breath or the key's click).
+pub const MIN_KEPT_MS: u32 = 400;
 
 /// The ring of recent audio never holds less than this, whatever the config.
 const MIN_RING_MS: u32 = 2_000;
@@ -135,6 +137,8 @@ struct Capture {
     utterance: u32,
     /// Timeline position of `audio[0]`.
     start: i64,
+    /// Timeline position of the speech onset (`start` + pre-roll).
+    onset: i64,
     /// Timeline position just after the last voiced frame (for partials).
     voiced_end: i64,
     /// Timeline position (head) at which the next partial is due.
@@ -297,6 +301,42 @@ impl SpeechPipeline {
         self.endpointer.reset(now);
     }
 
+    /// A key pressed at `key_at` ends the utterance in progress: the speech before it is kept as an
+    /// utterance ending [`EndReason::KeyPress`] (so what the caller said is not lost from the transcript)
+    /// and the key's tone never becomes speech. Less than [`MIN_KEPT_MS`] of speech is dropped. Keeps
+    /// listening, like [`SpeechPipeline::discard_utterance`].
+    pub fn end_utterance_at_key(&mut self, key_at: Instant, now: Instant) {
+        if !self.listening {
+            return;
+        }
+        if let (Some(c), Some(origin)) = (self.capture.take(), self.origin) {
+            let end = c.voiced_end.min(self.pos_of(key_at));
+            let len = usize::try_from(end - c.start)
+                .unwrap_or(0)
+                .min(self.audio.len());
+            if end - c.onset >= ms_to_samples(MIN_KEPT_MS) {
+                let at = |pos: i64| {
+                    let d = samples_to_duration(pos.unsigned_abs());
+                    if pos >= 0 {
+                        origin + d
+                    } else {
+                        origin.checked_sub(d).unwrap_or(origin)
+                    }
+                };
+                let audio: Arc<[i16]> = Arc::from(&self.audio[..len]);
+                self.push(SpeechEvent::Utterance {
+                    utterance: c.utterance,
+                    start: at(c.start),
+                    end: at(c.start + len as i64),
+                    reason: EndReason::KeyPress,
+                    audio,
+                });
+            }
+        }
+        self.drop_capture();
+        self.endpointer.reset(now);
+    }
+
     /// When [`SpeechPipeline::handle_timeout`] must run if no frame arrives first (the endpointer's deadline).
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.listening {
@@ -331,9 +371,11 @@ impl SpeechPipeline {
                 let start = self.endpointer.utterance_start().unwrap_or(at);
                 let start = self.pos_of(start);
                 self.audio.clear();
+                let onset = self.pos_of(at);
                 self.capture = Some(Capture {
                     utterance,
                     start,
+                    onset,
                     voiced_end: self.head,
                     next_partial: self
                         .partial_interval
@@ -530,6 +572,10 @@ fn audio_capacity(cfg: &EndpointerConfig) -> usize {
 
 fn ms_to_samples(ms: u32) -> i64 {
     i64::from(ms) * i64::from(SAMPLE_RATE / 1000)
+}
+
+fn samples_to_duration(n: u64) -> Duration {
+    Duration::from_nanos(n.saturating_mul(1_000_000_000) / u64::from(SAMPLE_RATE))
 }
 
 /// Samples in `d` at 8 kHz, rounded to the nearest.
@@ -783,6 +829,50 @@ mod tests {
             panic!("{}", brief(&ev))
         };
         assert!(*start >= at(t0, k));
+    }
+
+    #[test]
+    fn a_key_press_keeps_the_words_before_it_and_drops_the_tone() {
+        let t0 = Instant::now();
+        let mut p = pipeline(None);
+        p.listen(EndpointerConfig::free_speech(), t0).unwrap();
+        // 1 s of speech, 100 ms of pause, then the key (the endpointer has not ended the utterance yet).
+        let first = signal(&[(false, 500), (true, 1000), (false, 100)]);
+        let ev = feed(&mut p, t0, 0, &first);
+        assert_eq!(ev.len(), 1, "{}", brief(&ev));
+        let k = first.len() / FRAME_SAMPLES;
+        // The key's tone started 20 ms before it was reported.
+        p.end_utterance_at_key(at(t0, k - 1), at(t0, k));
+        let events: Vec<SpeechEvent> = std::iter::from_fn(|| p.poll_event()).collect();
+        let [SpeechEvent::Utterance {
+            utterance: 1,
+            start,
+            end,
+            reason: EndReason::KeyPress,
+            audio,
+        }] = events.as_slice()
+        else {
+            panic!("no key-press utterance")
+        };
+        // The speech is all there, the pause after it is not.
+        let (s, e) = (*start - t0, *end - t0);
+        assert!(
+            s <= Duration::from_millis(500) && e >= Duration::from_millis(1480),
+            "{s:?}..{e:?}"
+        );
+        assert!(e <= Duration::from_millis(1540), "{e:?}");
+        assert_eq!(audio.len(), samples(e - s));
+        assert!(p.is_listening());
+
+        // A key right after a breath keeps nothing.
+        let breath = signal(&[(false, 800), (true, 200), (false, 40)]);
+        let ev = feed(&mut p, t0, k, &breath);
+        let k2 = k + breath.len() / FRAME_SAMPLES;
+        let started = ev
+            .iter()
+            .any(|(_, e)| matches!(e, SpeechEvent::SpeechStarted { .. }));
+        p.end_utterance_at_key(at(t0, k2), at(t0, k2));
+        assert!(p.poll_event().is_none(), "started: {started}");
     }
 
     #[test]
