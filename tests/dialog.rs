@@ -468,7 +468,9 @@ fn fraud_emergency_is_bridged_to_a_fraud_agent_who_hears_the_caller() {
     agent_pcm.extend(common::tts_phone(
         &adir,
         "flite:rms",
-        "Fraud team here. I can see your case and your frozen card.",
+        "Hello, this is Fiona from the fraud team. This call is recorded for quality. \
+         Can you confirm your date of birth? Thank you. I can see your case and your frozen card. \
+         Your last transaction was a transfer of nine hundred dollars. Is there anything else? Goodbye.",
     ));
     agent_pcm.extend(vec![0i16; 8000 * 60]);
     common::baresip::caller_wav(&adir.join("agent.wav"), &agent_pcm);
@@ -504,7 +506,7 @@ fn fraud_emergency_is_bridged_to_a_fraud_agent_who_hears_the_caller() {
     ));
     // The agent's line comes 14 s after they answered, while or after the caller speaks (full duplex).
     assert!(
-        c.wait_turn(TURN_GAP, Duration::from_secs(20)),
+        c.wait_turn(TURN_GAP, Duration::from_secs(45)),
         "the agent never spoke"
     );
     let heard_by_caller = c.last_turn_text(&vg.dir.join("agent-line.wav"));
@@ -554,6 +556,30 @@ fn fraud_emergency_is_bridged_to_a_fraud_agent_who_hears_the_caller() {
         text.contains("fraud") || text.contains("money") || text.contains("stole"),
         "the agent did not hear the caller: {text}"
     );
+    // The agent leg is scored on the agent's own behaviour.
+    let scores = scores_of(&vg, &rec);
+    let en = scores
+        .iter()
+        .find(|s| s["result"]["scorecard"] == "bank_en")
+        .unwrap_or_else(|| panic!("no bank_en score: {scores:#?}"));
+    for rule in [
+        "agent_greeting",
+        "agent_recording_notice",
+        "agent_verified_before_account_data",
+        "agent_closing",
+    ] {
+        let r = en["result"]["rules"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["rule"] == rule))
+            .unwrap_or_else(|| panic!("{rule} missing: {en:#}"));
+        assert_eq!(r["outcome"], "pass", "{rule}: {r:#}\n{:#}", rec["turns"]);
+        assert!(
+            r["evidence"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["speaker"] == "agent")),
+            "{rule}: {r:#}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&adir);
 }
 
@@ -609,6 +635,21 @@ fn an_agent_who_does_not_answer_is_cancelled_and_the_next_one_takes_the_call() {
 }
 
 /// Waits until the call's record, as the API shows it during the call, says an agent answered.
+/// The call's scores, once the store has scored it.
+fn scores_of(vg: &Voxgate, rec: &Value) -> Vec<Value> {
+    let id = rec["id"].as_i64().expect("store id");
+    let mut scores = Vec::new();
+    wait_for(
+        || {
+            let call = vg.get_json(&format!("/api/v1/calls/{id}"));
+            scores = call["scores"].as_array().cloned().unwrap_or_default();
+            !scores.is_empty()
+        },
+        "the call's score",
+    );
+    scores
+}
+
 fn wait_for_event(vg: &Voxgate, c: &Caller, within: Duration) {
     let deadline = std::time::Instant::now() + within;
     while std::time::Instant::now() < deadline && !c.ended() {

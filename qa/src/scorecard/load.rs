@@ -1241,7 +1241,13 @@ impl Validator<'_> {
         let span = if let Some(f) = &r.first_secs {
             Span::First(self.ms(f, "first_secs"))
         } else if let Some(l) = &r.last_secs {
-            if let Some(a) = &r.anchor {
+            // The end is the end: only a speaker anchor means something here (not applicable until that
+            // speaker has spoken).
+            if let Some(a) = r
+                .anchor
+                .as_ref()
+                .filter(|a| matches!(a.get_ref().as_str(), "answer" | "arrival"))
+            {
                 self.err(a, Problem::Conflict("anchor", "last_secs"));
             }
             Span::Last(self.ms(l, "last_secs"))

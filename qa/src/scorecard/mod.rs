@@ -69,7 +69,8 @@
 //! `last_secs` (before the call's end), `from_secs`/`to_secs`, `from_pct`/`to_pct` (of anchor..end).
 //! `anchor` = `answer` (default; arrival when never answered), `arrival`, `speaker` (the rule's speaker's
 //! first turn: "the agent greeted within 10 s of joining"), or a speaker name. A rule whose anchor
-//! speaker never spoke is not applicable. `duration` and `transfer_reason` take no window.
+//! speaker never spoke is not applicable; with `last_secs` only a speaker anchor is allowed, for just that
+//! ("the agent closed politely", on calls where an agent spoke). `duration` and `transfer_reason` take no window.
 //!
 //! # Matching
 //!

@@ -1335,6 +1335,37 @@ fn loader_refuses_realtime_rules_that_cannot_fail_early() {
     }
 }
 
+#[test]
+fn last_secs_takes_only_a_speaker_anchor() {
+    let card = |anchor: &str| {
+        let text = format!(
+            "[scorecard]\nname = \"x\"\nlanguage = \"en\"\n[[rule]]\nid = \"r\"\nkind = \"phrase\"\n\
+             speaker = \"agent\"\nphrases = [\"bye\"]\nwindow = {{ last_secs = 30, anchor = \"{anchor}\" }}\n"
+        );
+        Scorecard::parse(&text, Path::new("x.toml"))
+    };
+    let err = card("answer").unwrap_err().to_string();
+    assert!(
+        err.contains("`anchor` cannot be combined with `last_secs`"),
+        "{err}"
+    );
+    let card = card("speaker").expect("speaker anchor");
+    // The bot alone: not applicable; once the agent spoke, their last 30 s count.
+    let bot_only = call(
+        vec![t(V, 1.0, 3.0, "Welcome."), t(C, 4.0, 6.0, "Hi.")],
+        70.0,
+    );
+    assert_eq!(
+        score(&card, &bot_only).rules[0].outcome,
+        Outcome::NotApplicable
+    );
+    let mut with_agent = bot_only.clone();
+    with_agent.turns.push(t(A, 10.0, 12.0, "Hello, bye."));
+    assert_eq!(score(&card, &with_agent).rules[0].outcome, Outcome::Fail);
+    with_agent.turns.push(t(A, 50.0, 52.0, "Okay, bye now."));
+    assert_eq!(score(&card, &with_agent).rules[0].outcome, Outcome::Pass);
+}
+
 fn bundled_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scorecards")
 }
@@ -1437,7 +1468,11 @@ fn bundled_english_card_passes_a_clean_balance_call() {
     let r = score(&en, &balance_call(Some(45.0)));
     for rr in &r.rules {
         let expected = match rr.rule.as_str() {
-            "agent_greeting" | "transfer_reason" => Outcome::NotApplicable,
+            "agent_greeting"
+            | "agent_recording_notice"
+            | "agent_verified_before_account_data"
+            | "agent_closing"
+            | "transfer_reason" => Outcome::NotApplicable,
             _ => Outcome::Pass,
         };
         assert_eq!(rr.outcome, expected, "{}: {}", rr.rule, rr.note);
@@ -1470,7 +1505,7 @@ fn fraud_call() -> CallRecord {
             t(V, 1.0, 8.0, "Welcome to the voxgate demo bank. Tell me in a few words what you need."),
             t(C, 9.0, 16.0, "They told me to transfer my savings to a save account, someone from the bank called."),
             t(V, 16.5, 20.0, "I'm sorry to hear that. Let me get you to our fraud team."),
-            t(A, 36.0, 40.0, "Hello, this is Ann from the fraud team, how can I help?"),
+            t(A, 36.0, 40.0, "Hello, this is Ann from the fraud team, this call is recorded. How can I help?"),
             t(C, 41.0, 50.0, "They said they were from the bank and I should buy gift cards. I want a lawyer."),
             t(A, 50.5, 56.0, "Please do not move any money. I am freezing your card now."),
             t(A, 60.0, 63.0, "Is there anything else? Goodbye."),
@@ -1562,6 +1597,76 @@ fn bundled_english_card_on_a_fraud_call() {
     assert_eq!(raised[1].severity, Severity::Critical);
 }
 
+/// The agent leg is scored on the agent's own behaviour: greeting, recording notice, verification before
+/// account data, closing.
+#[test]
+fn bundled_english_card_scores_the_agent() {
+    let en = bundled().get("bank_en").unwrap();
+    let rec = fraud_call();
+    let r = score(&en, &rec);
+    for id in ["agent_greeting", "agent_recording_notice", "agent_closing"] {
+        assert_eq!(
+            result(&r, id).outcome,
+            Outcome::Pass,
+            "{id}: {}",
+            result(&r, id).note
+        );
+        assert!(result(&r, id)
+            .evidence
+            .iter()
+            .all(|e| e.turn.is_some_and(|t| t >= 3)));
+    }
+    assert_eq!(
+        result(&r, "agent_recording_notice").evidence[0].quote,
+        "call is recorded"
+    );
+    assert_eq!(
+        result(&r, "agent_closing").evidence[0].quote,
+        "anything else"
+    );
+    // No account data from the agent: nothing to verify.
+    assert_eq!(
+        result(&r, "agent_verified_before_account_data").outcome,
+        Outcome::NotApplicable
+    );
+
+    // The agent reads the last transaction before asking anything: a critical failure …
+    let mut careless = fraud_call();
+    careless.turns[5] = t(
+        A,
+        50.5,
+        56.0,
+        "I see. Your last transaction was a transfer of nine hundred dollars.",
+    );
+    let r = score(&en, &careless);
+    let v = result(&r, "agent_verified_before_account_data");
+    assert_eq!(v.outcome, Outcome::Fail, "{}", v.note);
+    assert_eq!(v.evidence[0].quote, "last transaction");
+    assert!(r.critical_failed && r.score == 0.0);
+
+    // … and after the security question it passes.
+    let mut careful = careless.clone();
+    careful.turns[3] = t(
+        A,
+        36.0,
+        40.0,
+        "Hello, this call is recorded. Can you confirm your date of birth?",
+    );
+    let r = score(&en, &careful);
+    let v = result(&r, "agent_verified_before_account_data");
+    assert_eq!(v.outcome, Outcome::Pass, "{}", v.note);
+    assert_eq!(v.evidence[0].quote, "date of birth");
+
+    // An agent who never says the recording notice or goodbye loses those points only.
+    let mut terse = fraud_call();
+    terse.turns[3] = t(A, 36.0, 40.0, "Hello, fraud team.");
+    terse.turns[6] = t(A, 60.0, 63.0, "Okay.");
+    let r = score(&en, &terse);
+    assert_eq!(result(&r, "agent_recording_notice").outcome, Outcome::Fail);
+    assert_eq!(result(&r, "agent_closing").outcome, Outcome::Fail);
+    assert!(!r.critical_failed && r.score < 100.0);
+}
+
 #[test]
 fn bundled_mandarin_card() {
     let zh = bundled().get("bank_zh").unwrap();
@@ -1576,7 +1681,7 @@ fn bundled_mandarin_card() {
             t(C, 10.0, 16.0, "有人冒充银行打电话，让我把钱转到安全账户。"),
             t(V, 16.5, 20.0, "很抱歉听到这个消息，我为您转接反诈骗专员。"),
             t(C, 21.0, 24.0, "我要投诉，还要找律师。"),
-            t(A, 30.0, 33.0, "您好，我是反诈骗专员小王。"),
+            t(A, 30.0, 33.0, "您好，我是反诈骗专员小王，本次通话录音。"),
             t(A, 45.0, 48.0, "还有什么可以帮您？再见。"),
         ],
         50.0,
@@ -1597,6 +1702,8 @@ fn bundled_mandarin_card() {
     for id in [
         "greeting",
         "agent_greeting",
+        "agent_recording_notice",
+        "agent_closing",
         "closing",
         "no_forbidden_promise",
         "no_long_silence",
