@@ -9,6 +9,7 @@ APT_PACKAGES=(
   espeak-ng flite sox                             # synthetic speech and audio tools for tests and prompts
   postgresql                                      # the PostgreSQL storage backend's tests start a real server
   chromium                                        # the web UI tests drive headless Chromium (Playwright)
+  nodejs                                          # runs the UI test script (NodeSource's package brings npm)
 )
 
 missing=()

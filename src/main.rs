@@ -621,11 +621,16 @@ fn run(cfg: Config) -> Result<(), RunError> {
     let (recordings, recording_thread) = recording::spawn_writer(metrics.clone(), 4096)?;
 
     let (media_tx, media_rx) = tokio::sync::mpsc::unbounded_channel();
-    let speech = if cfg.speech.enabled {
-        Some(speech::Speech::start(&cfg, media_tx.clone())?)
-    } else {
+    let speech = if !cfg.speech.enabled {
         tracing::info!("speech off ([speech] enabled = false): keypad only");
         None
+    } else if !cfg.asr.enabled {
+        // VAD, barge-in and endpointing still run; utterances find no recogniser and callers are
+        // steered to the keypad.
+        tracing::info!("speech recognition off ([asr] enabled = false): barge-in and keypad");
+        None
+    } else {
+        Some(speech::Speech::start(&cfg, media_tx.clone())?)
     };
     let (voiceprints, voiceprint_thread) = if cfg.dialog.voiceprint && cfg.speech.enabled {
         let store = cfg

@@ -1234,9 +1234,12 @@ function drawWave(view, call) {
       for (const e of r.evidence || []) {
         const x = X(e.start_ms);
         g.fillStyle = col.evidence;
-        g.globalAlpha = 0.18;
-        g.fillRect(x, l1, Math.max(1, X(e.end_ms) - x), segY - l1);
-        g.globalAlpha = 1;
+        // words and gaps get their span shaded; whole-call measures ("call 14:02") only their start
+        if (e.end_ms - e.start_ms < dur / 3) {
+          g.globalAlpha = 0.18;
+          g.fillRect(x, l1, Math.max(1, X(e.end_ms) - x), segY - l1);
+          g.globalAlpha = 1;
+        }
         g.fillRect(x - 0.5, l1, 1, segY - l1);
         g.beginPath(); g.moveTo(x - 5, 2); g.lineTo(x + 5, 2); g.lineTo(x, 11); g.fill();
       }

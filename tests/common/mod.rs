@@ -473,20 +473,69 @@ pub fn http_request(
     token: Option<&str>,
     json: Option<&str>,
 ) -> std::io::Result<(u16, Vec<u8>)> {
+    let headers: Vec<(&str, String)> = token
+        .map(|t| ("Authorization", format!("Bearer {t}")))
+        .into_iter()
+        .collect();
+    let r = http(
+        addr,
+        method,
+        path,
+        &headers,
+        json.map(|j| ("application/json", j)),
+    )?;
+    Ok((r.status, r.body))
+}
+
+/// An HTTP response: status, header block and body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The first header of that name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// A minimal HTTP/1.0 exchange with any headers and an optional body (content type, text).
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Option<(&str, &str)>,
+) -> std::io::Result<Reply> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
-    let body = json.map_or_else(String::new, |b| {
-        format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        )
-    });
-    let end = if json.is_some() { "" } else { "\r\n" };
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n{auth}{body}{end}"
-    )?;
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    match body {
+        Some((content_type, text)) => req.push_str(&format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        )),
+        None => req.push_str("\r\n"),
+    }
+    s.write_all(req.as_bytes())?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let split = buf
@@ -499,7 +548,11 @@ pub fn http_request(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other("no status"))?;
-    Ok((status, buf[split + 4..].to_vec()))
+    Ok(Reply {
+        status,
+        head,
+        body: buf[split + 4..].to_vec(),
+    })
 }
 
 pub fn tail(s: &str, n: usize) -> String {
@@ -660,4 +713,25 @@ pub fn inband_scenario(dir: &Path, pcap: &Path) -> PathBuf {
     std::fs::write(&path, template.replace("@PCAP@", &pcap.to_string_lossy()))
         .expect("write scenario");
     path
+}
+
+/// Adds a UI user with `voxgate auth add-user`, the password on standard input.
+pub fn add_user(file: &Path, name: &str, role: &str, password: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+        .args(["auth", "add-user", name, "--role", role, "--users-file"])
+        .arg(file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("voxgate auth add-user");
+    if let Some(mut stdin) = child.stdin.take() {
+        writeln!(stdin, "{password}").expect("password");
+    }
+    let out = child.wait_with_output().expect("add-user");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

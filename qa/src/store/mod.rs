@@ -4,6 +4,7 @@
 //! behave alike and one test suite covers both. Schema changes are numbered migrations applied at open.
 
 mod db;
+pub mod pg_server;
 mod postgres;
 mod sqlite;
 #[cfg(test)]
