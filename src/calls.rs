@@ -181,8 +181,8 @@ impl Call {
         }
     }
 
-    /// The board row of a call in progress.
-    fn board_row(&self) -> LiveCall {
+    /// The board row of a call in progress (`queued`: waiting in the hand-off queue).
+    fn board_row(&self, queued: bool) -> LiveCall {
         let d = &self.record.dialog;
         let state = match self.phase {
             Phase::Ringing { .. } | Phase::Answered => "ringing",
@@ -190,6 +190,7 @@ impl Call {
             Phase::Confirmed => match (self.agent_leg, d.handoff.as_ref()) {
                 (Some(_), Some(h)) if h.agent.is_some() => "with_agent",
                 (Some(_), _) => "transferring",
+                _ if queued => "queued",
                 _ => "talking",
             },
         };
@@ -358,9 +359,9 @@ impl Controller {
         }
         let mut rows: Vec<LiveCall> = self
             .calls
-            .values()
-            .filter(|c| c.phase != Phase::Ending)
-            .map(Call::board_row)
+            .iter()
+            .filter(|(_, c)| c.phase != Phase::Ending)
+            .map(|(h, c)| c.board_row(self.queue.contains(h.0)))
             .collect();
         rows.sort_by_key(|r| r.started_at_ms);
         let _ = self.live.board.send(Arc::new(rows));

@@ -635,6 +635,131 @@ fn an_agent_who_does_not_answer_is_cancelled_and_the_next_one_takes_the_call() {
 }
 
 /// Waits until the call's record, as the API shows it during the call, says an agent answered.
+/// The live board's state of each active call, by caller number.
+fn board_states(vg: &Voxgate) -> Vec<(String, String)> {
+    vg.get_json("/api/v1/live")["calls"]
+        .as_array()
+        .map(|calls| {
+            calls
+                .iter()
+                .map(|c| {
+                    (
+                        c["from_uri"].as_str().unwrap_or_default().to_string(),
+                        c["state"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn board_state_of(vg: &Voxgate, number: &str) -> Option<String> {
+    board_states(vg)
+        .into_iter()
+        .find(|(from, _)| from.contains(number))
+        .map(|(_, state)| state)
+}
+
+#[test]
+fn a_caller_queues_while_the_only_agent_is_busy_and_gets_them_once_free() {
+    let _turns = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // One agent: baresip answering automatically and saying nothing.
+    let adir = std::env::temp_dir().join(format!("voxgate-queue-agent-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&adir);
+    std::fs::create_dir_all(&adir).expect("agent dir");
+    common::baresip::caller_wav(&adir.join("agent.wav"), &vec![0i16; 8000 * 120]);
+    let agent = common::baresip::Baresip::start(
+        &adir.join("baresip"),
+        &adir.join("agent.wav"),
+        ";answermode=auto;audio_codecs=PCMU/8000/1",
+    );
+    let vg = Voxgate::start_with("queue", |c| {
+        c.set(
+            "handoff",
+            "agent",
+            &format!(
+                "[{{ name = \"gina\", uri = \"sip:caller@127.0.0.1:{}\", skills = [\"general\"] }}]",
+                agent.sip_port
+            ),
+        );
+        c.set("handoff", "announce_every_secs", "10");
+        c.set("handoff", "queue_timeout_secs", "120");
+    });
+    let (first_no, second_no) = ("+15550100201", "+15550100202");
+    let first = Caller::dial(&vg, first_no, "hotline");
+    assert!(first.answered);
+    turn(&first, "greeting (first caller)");
+    first.say(&speech(&vg, "Transfer me to an agent."));
+    let mut waited = 0;
+    while board_state_of(&vg, first_no).as_deref() != Some("with_agent") {
+        waited += 1;
+        assert!(
+            waited < 300,
+            "the first caller never reached the agent: {:?}",
+            board_states(&vg)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The second caller asks for a human while the only agent is busy: queued, told where they stand.
+    let second = Caller::dial(&vg, second_no, "hotline");
+    assert!(second.answered);
+    turn(&second, "greeting (second caller)");
+    second.say(&speech(&vg, "Transfer me to an agent."));
+    wait_for_state(&vg, second_no, "queued", Duration::from_secs(40));
+    // The position announcement plays over hold music (never quiet): give it time, then listen.
+    std::thread::sleep(Duration::from_secs(10));
+    let told = second.transcript(&vg.dir.join("queue-announcement.wav"));
+    assert!(
+        told.contains("busy") || told.contains("queue") || told.contains("number"),
+        "{told}"
+    );
+    assert_eq!(vg.metric("voxgate_queued_total"), 1);
+
+    // The first caller hangs up: the agent is free and takes the waiting caller.
+    first.hang_up();
+    wait_for_state(&vg, second_no, "with_agent", Duration::from_secs(30));
+    second.hang_up();
+    let recs = vg.wait_ended_calls(2, Duration::from_secs(30));
+    let rec = recs
+        .iter()
+        .find(|r| {
+            r["from_uri"]
+                .as_str()
+                .is_some_and(|f| f.contains(second_no))
+        })
+        .unwrap_or_else(|| panic!("no record of the second caller: {recs:#?}"));
+    let kinds: Vec<&str> = rec["timeline"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|e| e["kind"].as_str()).collect())
+        .unwrap_or_default();
+    let at = |k: &str| kinds.iter().position(|x| *x == k);
+    assert!(at("queued").is_some(), "{kinds:?}");
+    assert!(at("queued") < at("agent_answered"), "{kinds:?}");
+    assert_eq!(
+        rec["dialog"]["handoff"]["agent"], "gina",
+        "{:#}",
+        rec["dialog"]
+    );
+    drop(agent);
+    let _ = std::fs::remove_dir_all(&adir);
+}
+
+fn wait_for_state(vg: &Voxgate, number: &str, state: &str, within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if board_state_of(vg, number).as_deref() == Some(state) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "{number} never reached {state}: {:?}\n{}",
+        board_states(vg),
+        common::tail(&vg.log_text(), 30)
+    );
+}
+
 /// The call's scores, once the store has scored it.
 fn scores_of(vg: &Voxgate, rec: &Value) -> Vec<Value> {
     let id = rec["id"].as_i64().expect("store id");

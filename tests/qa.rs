@@ -18,6 +18,20 @@ use serde_json::Value;
 
 /// Reads `GET /api/v1/alerts/stream` on a thread; each alert arrives with the instant it was read.
 fn alert_stream(addr: SocketAddr) -> mpsc::Receiver<(Instant, Value)> {
+    alert_stream_at(addr, |_| {})
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// [`alert_stream`], with `on_alert` annotating each alert as it is read.
+fn alert_stream_at(
+    addr: SocketAddr,
+    on_alert: impl Fn(&mut Value) + Send + 'static,
+) -> mpsc::Receiver<(Instant, Value)> {
     let (tx, rx) = mpsc::channel();
     let mut sock = TcpStream::connect(addr).expect("connect");
     write!(
@@ -34,7 +48,8 @@ fn alert_stream(addr: SocketAddr) -> mpsc::Receiver<(Instant, Value)> {
                 event = name.trim().to_string();
             } else if let Some(data) = line.strip_prefix("data:") {
                 if event == "alert" {
-                    if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
+                    if let Ok(mut v) = serde_json::from_str::<Value>(data.trim()) {
+                        on_alert(&mut v);
                         if tx.send((Instant::now(), v)).is_err() {
                             return;
                         }
@@ -244,4 +259,72 @@ fn a_scam_victim_raises_live_alerts_once_each_and_the_call_is_scored() {
     );
     // The alerts are on the call, too.
     assert_eq!(call["alerts"].as_array().map(Vec::len), Some(rules.len()));
+}
+
+/// A third-party SIP client (sipp) as the caller: its audio, from a pcap, talks over the greeting with a scam
+/// story; the alert reaches the stream while sipp is still on the line, and the call is scored.
+#[test]
+fn a_sipp_caller_with_a_scam_story_raises_an_alert_during_the_call() {
+    let vg = Voxgate::start("qa-sipp");
+    let alerts = alert_stream_at(vg.http_addr(), |a| {
+        a["received_at_ms"] = wall_ms().into();
+    });
+    let story = common::tts_phone(
+        &vg.dir,
+        "flite:rms",
+        "Hello, a man told me to move my savings to a safe account today.",
+    );
+    let voice_end = story
+        .chunks(160)
+        .rposition(|f| common::rms_dbfs(f) > -40.0)
+        .map_or(0, |i| (i + 1) * 160);
+    let mut pcm = vec![0i16; 8000 * 3 / 2];
+    let speech_end_ms = (pcm.len() + voice_end) as i64 / 8;
+    pcm.extend(&story);
+    pcm.extend(vec![0i16; 8000 * 8]);
+    let pcap = vg.dir.join("scam.pcap");
+    common::write_pcmu_pcap(&pcap, &pcm);
+    let template = std::fs::read_to_string(common::repo().join("tests/sipp/uac_speak_hangup.xml"))
+        .expect("scenario");
+    let scenario = vg.dir.join("scam.xml");
+    std::fs::write(
+        &scenario,
+        template.replace("@PCAP@", &pcap.to_string_lossy()),
+    )
+    .expect("write scenario");
+    let hang_up_ms = pcm.len() / 8;
+    let out = vg.sipp_file(&scenario, &["-m", "1", "-d", &hang_up_ms.to_string()]);
+    assert!(
+        out.status.success(),
+        "sipp failed:\n{}",
+        common::tail(&vg.log_text(), 40)
+    );
+    let rec = vg.wait_ended_calls(1, Duration::from_secs(30)).remove(0);
+    let got: Vec<Value> = alerts.try_iter().map(|(_, a)| a).collect();
+    let alert = got
+        .iter()
+        .find(|a| a["rule"] == "caller_no_fraud_indicator")
+        .unwrap_or_else(|| panic!("no fraud alert: {got:#?}\n{:#}", rec["turns"]));
+    let answered = rec["answered_at_ms"].as_i64().expect("answered");
+    let ended = rec["ended_at_ms"].as_i64().expect("ended");
+    let received = alert["received_at_ms"].as_i64().unwrap_or(i64::MAX);
+    assert!(
+        received < ended,
+        "alert at {received}, call ended at {ended}"
+    );
+    println!(
+        "sipp caller: alert {} ms after the end of the utterance (pcap playback from the answer)",
+        received - (answered + speech_end_ms)
+    );
+    let id = rec["id"].as_i64().expect("id");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let call = vg.get_json(&format!("/api/v1/calls/{id}"));
+        if let Some(score) = call["scores"][0]["result"]["score"].as_f64() {
+            assert!((0.0..=100.0).contains(&score));
+            break;
+        }
+        assert!(Instant::now() < deadline, "never scored: {call:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

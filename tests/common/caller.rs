@@ -70,7 +70,8 @@ impl Caller {
             udp_port: local.port(),
             tcp_port: local.port(),
             timers: TimerConfig::default(),
-            seed: 7,
+            // Call-IDs and tags come from the seed: two callers in one test must not share them.
+            seed: u64::from(local.port()),
         });
         let mut media = LocalMedia::new(IpAddr::V4(Ipv4Addr::LOCALHOST), rtp_port, 4242);
         media.codecs = vec![sdp::Codec::Pcmu];
@@ -276,6 +277,10 @@ fn signalling(
     let mut gone_at: Option<Instant> = None;
     loop {
         let now = Instant::now();
+        // Ended by the far end, a failed INVITE, or given up on by `Drop`: linger, then stop.
+        if ended.load(Ordering::SeqCst) {
+            gone_at.get_or_insert(now);
+        }
         if hangup.load(Ordering::SeqCst) && !hung_up {
             hung_up = true;
             let _ = ep.hangup(now, call);
