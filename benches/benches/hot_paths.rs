@@ -2,12 +2,15 @@
 //!
 //! Run: `cargo bench -p voxgate-benches`. Each benchmark is one 20 ms frame (or one SIP message), so
 //! 20 ms divided by the time per iteration is how many calls one core could carry for that stage alone.
+//! The same inputs (`voxgate_benches::fixtures`) feed `voxgate-bench-hot`, which counts instructions under
+//! callgrind where wall time is too noisy.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use voxgate_benches::fixtures::{voice_frame, INVITE};
 use voxgate_media::codec::CodecKind;
 use voxgate_media::dtmf::GoertzelDetector;
 use voxgate_media::g711;
@@ -16,20 +19,8 @@ use voxgate_media::player::{Clip, PromptPlayer, Source};
 use voxgate_media::recorder::CallRecorder;
 use voxgate_media::resample::Upsampler8to16;
 use voxgate_media::session::{Direction, RtpSession, SessionConfig};
+use voxgate_media::speech::{Vad, VadEngine, VadKind, WebRtcMode};
 use voxgate_media::{Frame, FRAME_SAMPLES};
-
-/// A speech-like test frame: a few harmonics, not silence (silence is a codec's fast path).
-fn voice_frame(phase: usize) -> Frame {
-    let mut f = [0i16; FRAME_SAMPLES];
-    for (i, s) in f.iter_mut().enumerate() {
-        let t = (phase * FRAME_SAMPLES + i) as f32 / 8000.0;
-        let v = (2.0 * std::f32::consts::PI * 180.0 * t).sin() * 6000.0
-            + (2.0 * std::f32::consts::PI * 540.0 * t).sin() * 3000.0
-            + (2.0 * std::f32::consts::PI * 1260.0 * t).sin() * 1500.0;
-        *s = v as i16;
-    }
-    f
-}
 
 fn g711(c: &mut Criterion) {
     let pcm = voice_frame(0);
@@ -154,24 +145,31 @@ fn session(c: &mut Criterion) {
 }
 
 fn sip_parse(c: &mut Criterion) {
-    let invite = b"INVITE sip:hotline@10.0.0.1:5060 SIP/2.0\r\n\
-Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK776asdhds;rport\r\n\
-Via: SIP/2.0/UDP 10.0.0.3:5060;branch=z9hG4bKnashds8;received=10.0.0.3\r\n\
-Max-Forwards: 70\r\n\
-To: <sip:hotline@10.0.0.1>\r\n\
-From: \"Alice\" <sip:+15550100001@carrier.example>;tag=1928301774\r\n\
-Call-ID: a84b4c76e66710@pc33.carrier.example\r\n\
-CSeq: 314159 INVITE\r\n\
-Contact: <sip:+15550100001@10.0.0.2:5060>\r\n\
-P-Asserted-Identity: <sip:+15550100001@carrier.example>\r\n\
-Content-Type: application/sdp\r\n\
-Content-Length: 208\r\n\r\n\
-v=0\r\no=- 1 1 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\n\
-m=audio 30000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
-a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n";
     c.bench_function("sip/parse_invite", |b| {
-        b.iter(|| black_box(voxgate_sip::SipMessage::parse(black_box(invite))))
+        b.iter(|| black_box(voxgate_sip::SipMessage::parse(black_box(INVITE))))
     });
+}
+
+fn vad(c: &mut Criterion) {
+    let frames: Vec<Frame> = (0..50).map(voice_frame).collect();
+    for (name, kind) in [
+        (
+            "vad/webrtc_mode3_per_frame",
+            VadKind::WebRtc(WebRtcMode::VeryAggressive),
+        ),
+        ("vad/earshot_per_frame", VadKind::Earshot),
+    ] {
+        let Ok(mut v) = VadEngine::new(kind) else {
+            continue;
+        };
+        let mut i = 0;
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % frames.len();
+                black_box(v.process(&frames[i]).unwrap_or(0.0))
+            })
+        });
+    }
 }
 
 criterion_group!(
@@ -182,6 +180,7 @@ criterion_group!(
     resample,
     player_and_recorder,
     session,
-    sip_parse
+    sip_parse,
+    vad
 );
 criterion_main!(benches);
