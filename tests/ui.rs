@@ -122,17 +122,13 @@ fn stereo_recording(dir: &Path) -> PathBuf {
     at += caller.len() + gap;
     right[at..at + agent2.len()].copy_from_slice(&agent2);
     let path = dir.join("recorder-0001.wav");
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&path, spec).expect("wav");
-    for (l, r) in left.iter().zip(&right) {
-        w.write_sample(*l).expect("sample");
-        w.write_sample(*r).expect("sample");
-    }
+    let interleaved: Vec<i16> = left
+        .iter()
+        .zip(&right)
+        .flat_map(|(l, r)| [*l, *r])
+        .collect();
+    let mut w = voxgate_media::wav::StereoWavWriter::create(&path).expect("wav");
+    w.write_interleaved(&interleaved).expect("samples");
     w.finalize().expect("wav");
     path
 }
