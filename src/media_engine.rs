@@ -446,15 +446,24 @@ impl MediaLoop {
         }
     }
 
-    /// One tick for every call. A call whose tick panics (a bug, never input we expect) is dropped on its
-    /// own, with a hang-up, instead of taking the thread and every other call on it down.
+    /// One tick for every call, in two passes: every call's packet goes out first, then every call listens
+    /// (echo guard, VAD, endpointing, recording). Listening costs 10–50× more than sending; done call by call it
+    /// delayed each packet by the listening of the calls before it on the thread, and that delay varied
+    /// from tick to tick (packet-interval jitter grew with the call count). Nothing sent depends on this
+    /// tick's listening: a barge-in heard now stops the prompt from the next frame either way.
     fn tick(&mut self, now: Instant) {
+        self.each_call(|call, scratch, shared| call.tick_send(now, scratch, shared));
+        self.each_call(|call, scratch, shared| call.tick_listen(now, scratch, shared));
+    }
+
+    /// Runs `f` on every call. A call for which it panics (a bug, never input we expect) is dropped on its
+    /// own, with a hang-up, instead of taking the thread and every other call on it down.
+    fn each_call(&mut self, mut f: impl FnMut(&mut MediaCall, &mut Scratch, &MediaShared)) {
         let mut i = 0;
         while i < self.calls.len() {
             let (call, scratch, shared) = (&mut self.calls[i], &mut self.scratch, &self.shared);
-            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                call.tick(now, scratch, shared)
-            }));
+            let ok =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(call, scratch, shared)));
             if ok.is_ok() {
                 i += 1;
                 continue;
@@ -528,6 +537,16 @@ struct MediaCall {
     language: Language,
     /// What every Mandarin decode is prompted with first (whisper follows the prompt's script).
     language_prompt: Option<Arc<str>>,
+    /// This tick's frames, from the send pass to the listen pass.
+    held_frames: Box<HeldFrames>,
+}
+
+/// One tick's frames between its send and listen passes.
+struct HeldFrames {
+    caller: Frame,
+    ours: Frame,
+    agent: Frame,
+    bridged: bool,
 }
 
 /// The agent's side of a bridged call.
@@ -642,6 +661,12 @@ impl MediaCall {
             speech_cfg,
             language,
             language_prompt,
+            held_frames: Box::new(HeldFrames {
+                caller: [0; FRAME_SAMPLES],
+                ours: [0; FRAME_SAMPLES],
+                agent: [0; FRAME_SAMPLES],
+                bridged: false,
+            }),
         };
         // The dialog starts listening when it asks its first question.
         call.dialog_event(now, DialogEvent::Started { caller, called }, shared);
@@ -682,7 +707,9 @@ impl MediaCall {
         }
     }
 
-    fn tick(&mut self, now: Instant, s: &mut Scratch, shared: &MediaShared) {
+    /// First half of a tick: receive, run keys and dialog deadlines, produce and send our frame. The frames
+    /// the second half needs are kept in [`MediaCall::held_frames`].
+    fn tick_send(&mut self, now: Instant, s: &mut Scratch, shared: &MediaShared) {
         self.frames += 1;
         self.drain_sockets(now, s);
 
@@ -745,10 +772,6 @@ impl MediaCall {
         } else {
             s.ours.fill(0);
         }
-        self.listen(now, s, shared);
-        if bridged {
-            self.listen_agent(now, s, shared);
-        }
         if let Some((dest, len)) = self.session.send_audio(now, &s.ours, &mut s.out) {
             match self
                 .ports
@@ -765,7 +788,24 @@ impl MediaCall {
                 .rtcp
                 .send_to(s.out.get(..len).unwrap_or(&[]), dest);
         }
+        let held = &mut self.held_frames;
+        held.caller = s.caller;
+        held.ours = s.ours;
+        held.agent = s.agent;
+        held.bridged = bridged;
+    }
 
+    /// Second half of a tick: the caller's (and agent's) ear, the recording and the call's time-outs.
+    fn tick_listen(&mut self, now: Instant, s: &mut Scratch, shared: &MediaShared) {
+        let held = &self.held_frames;
+        s.caller = held.caller;
+        s.ours = held.ours;
+        s.agent = held.agent;
+        let bridged = held.bridged;
+        self.listen(now, s, shared);
+        if bridged {
+            self.listen_agent(now, s, shared);
+        }
         self.record(s, shared);
 
         if let Some(limit) = self.no_packet_timeout {

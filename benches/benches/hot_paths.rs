@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use voxgate_benches::fixtures::{voice_frame, INVITE};
+use voxgate_benches::fixtures::{echo_frames, voice_frame, INVITE};
 use voxgate_media::codec::CodecKind;
 use voxgate_media::dtmf::GoertzelDetector;
 use voxgate_media::g711;
@@ -19,7 +19,7 @@ use voxgate_media::player::{Clip, PromptPlayer, Source};
 use voxgate_media::recorder::CallRecorder;
 use voxgate_media::resample::Upsampler8to16;
 use voxgate_media::session::{Direction, RtpSession, SessionConfig};
-use voxgate_media::speech::{Vad, VadEngine, VadKind, WebRtcMode};
+use voxgate_media::speech::{EchoConfig, EchoGuard, Vad, VadEngine, VadKind, WebRtcMode};
 use voxgate_media::{Frame, FRAME_SAMPLES};
 
 fn g711(c: &mut Criterion) {
@@ -172,8 +172,34 @@ fn vad(c: &mut Criterion) {
     }
 }
 
+/// The echo guard with its default 1024 taps on an echoing line: adapting while a prompt
+/// plays, and frozen in double talk (the delay-jump search runs instead).
+fn echo_guard(c: &mut Criterion) {
+    for (name, talker) in [
+        ("echo_guard/adapting_per_frame", false),
+        ("echo_guard/double_talk_per_frame", true),
+    ] {
+        let (far, near) = echo_frames(500, talker);
+        let Ok(mut g) = EchoGuard::new(EchoConfig::default()) else {
+            continue;
+        };
+        let mut out = [0i16; FRAME_SAMPLES];
+        for (f, x) in far.iter().zip(&near) {
+            g.process(f, x, &mut out);
+        }
+        let mut i = 0;
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % far.len();
+                black_box(g.process(black_box(&far[i]), black_box(&near[i]), &mut out))
+            })
+        });
+    }
+}
+
 criterion_group!(
     benches,
+    echo_guard,
     g711,
     jitter_buffer,
     dtmf,

@@ -16,6 +16,42 @@ pub fn voice_frame(phase: usize) -> Frame {
     f
 }
 
+/// Frames of a line echo for the echo guard: `far` is a prompt-like signal (the voice
+/// frames with a slow level contour), `near` that signal returned 60 ms later and 15 dB
+/// down, the echoing line of the capacity scenario. With `talker`, a second voice is added
+/// to `near`: double talk, where adaptation freezes.
+pub fn echo_frames(n: usize, talker: bool) -> (Vec<Frame>, Vec<Frame>) {
+    const DELAY: usize = 480;
+    let gain = 10f32.powf(-15.0 / 20.0);
+    let far: Vec<i16> = (0..n)
+        .flat_map(|k| {
+            let level = 0.4 + 0.6 * ((k as f32 * 0.37).sin() * 0.5 + 0.5);
+            voice_frame(k).map(|s| (f32::from(s) * level) as i16)
+        })
+        .collect();
+    let near: Vec<i16> = (0..far.len())
+        .map(|i| {
+            let echo = i
+                .checked_sub(DELAY)
+                .map_or(0.0, |j| f32::from(far[j]) * gain);
+            let other = if talker {
+                let t = i as f32 / 8000.0;
+                (2.0 * std::f32::consts::PI * 230.0 * t).sin() * 5000.0
+                    + (2.0 * std::f32::consts::PI * 690.0 * t).sin() * 2500.0
+            } else {
+                0.0
+            };
+            (echo + other) as i16
+        })
+        .collect();
+    let frames = |x: &[i16]| -> Vec<Frame> {
+        x.chunks_exact(FRAME_SAMPLES)
+            .filter_map(|c| c.try_into().ok())
+            .collect()
+    };
+    (frames(&far), frames(&near))
+}
+
 /// A carrier INVITE with two Via headers, P-Asserted-Identity and an SDP offer.
 pub const INVITE: &[u8] = b"INVITE sip:hotline@10.0.0.1:5060 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK776asdhds;rport\r\n\
@@ -34,7 +70,7 @@ m=audio 30000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\
 a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n";
 
 /// What `voxgate-bench-hot` can run, in report order.
-pub const HOT_OPS: [&str; 8] = [
+pub const HOT_OPS: [&str; 10] = [
     "g711_ulaw_encode_frame",
     "g711_ulaw_decode_frame",
     "jitter_push_pop",
@@ -43,6 +79,8 @@ pub const HOT_OPS: [&str; 8] = [
     "earshot_vad_frame",
     "resample_8k_16k_frame",
     "sip_parse_invite",
+    "echo_guard_frame",
+    "echo_guard_double_talk_frame",
 ];
 
 #[cfg(test)]

@@ -73,3 +73,62 @@ pub fn venv_python(bench_dir: &Path) -> Option<std::path::PathBuf> {
     let p = bench_dir.join("venv/bin/python");
     crate::procfs::is_executable(&p).then_some(p)
 }
+
+/// Runs `f` while `perf record -e cpu-clock` samples this process, and returns its result with the
+/// hottest functions by self time (`None` when perf is missing or recorded nothing). cpu-clock is a
+/// software event: it works where hardware counters are not exposed (containers, most VMs).
+pub fn perf_self<T>(data: &Path, f: impl FnOnce() -> T) -> (T, Option<Vec<(String, String)>>) {
+    let pid = std::process::id().to_string();
+    let child = available("perf")
+        .then(|| {
+            Command::new("perf")
+                .args(["record", "-e", "cpu-clock", "-F", "499", "-o"])
+                .arg(data)
+                .args(["-p", &pid])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .ok()
+        })
+        .flatten();
+    // perf needs a moment to attach to every thread before the work starts.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let out = f();
+    let Some(mut child) = child else {
+        return (out, None);
+    };
+    if let Ok(id) = i32::try_from(child.id()) {
+        // SAFETY: plain kill(2) on the perf child we spawned; SIGINT makes it write its file and exit.
+        unsafe {
+            libc::kill(id, libc::SIGINT);
+        }
+    }
+    let _ = child.wait();
+    (out, perf_top(data, "symbol", 2.0))
+}
+
+/// `perf report` self time by `sort` keys: rows of (share, key columns joined), at least `min_pct` each.
+pub fn perf_top(data: &Path, sort: &str, min_pct: f64) -> Option<Vec<(String, String)>> {
+    let out = Command::new("perf")
+        .args(["report", "--stdio", "--no-children", "--sort", sort, "-i"])
+        .arg(data)
+        .args(["--percent-limit", &min_pct.to_string()])
+        .output()
+        .ok()?;
+    let rows: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let pct = parts.next().filter(|p| p.ends_with('%'))?;
+            // "[.]" / "[k]" mark user or kernel symbols; perf pads some layouts with "-" columns.
+            let key: Vec<&str> = parts
+                .filter(|t| !matches!(*t, "-" | "[.]" | "[k]"))
+                .collect();
+            Some((pct.to_string(), key.join(" ")))
+        })
+        .take(20)
+        .collect();
+    (!rows.is_empty()).then_some(rows)
+}

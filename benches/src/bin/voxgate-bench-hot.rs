@@ -5,13 +5,13 @@ use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use voxgate_benches::fixtures::{voice_frame, HOT_OPS as OPS, INVITE};
+use voxgate_benches::fixtures::{echo_frames, voice_frame, HOT_OPS as OPS, INVITE};
 use voxgate_media::codec::CodecKind;
 use voxgate_media::dtmf::GoertzelDetector;
 use voxgate_media::g711;
 use voxgate_media::jitter::{JitterBuffer, JitterConfig};
 use voxgate_media::resample::Upsampler8to16;
-use voxgate_media::speech::{Vad, VadEngine, VadKind, WebRtcMode};
+use voxgate_media::speech::{EchoConfig, EchoGuard, Vad, VadEngine, VadKind, WebRtcMode};
 use voxgate_media::{Frame, FRAME_SAMPLES};
 
 fn run(op: &str, n: usize) -> bool {
@@ -75,6 +75,21 @@ fn run(op: &str, n: usize) -> bool {
         "sip_parse_invite" => {
             for _ in 0..n {
                 black_box(voxgate_sip::SipMessage::parse(black_box(INVITE)).is_ok());
+            }
+        }
+        "echo_guard_frame" | "echo_guard_double_talk_frame" => {
+            // 10 s warm-up so the canceller has converged (or frozen) before counting.
+            let (far, near) = echo_frames(500, op.contains("double_talk"));
+            let Ok(mut g) = EchoGuard::new(EchoConfig::default()) else {
+                return false;
+            };
+            let mut out = [0i16; FRAME_SAMPLES];
+            for (f, x) in far.iter().zip(&near) {
+                g.process(f, x, &mut out);
+            }
+            for i in 0..n {
+                let k = i % far.len();
+                black_box(g.process(black_box(&far[k]), black_box(&near[k]), &mut out));
             }
         }
         _ => return false,

@@ -206,11 +206,27 @@ fn rtf_wer(ctx: &Ctx, out: &mut SectionOut) -> Result<(), BenchError> {
         utts.len()
     );
     let mut rows = Vec::new();
+    let mut profiles = String::new();
     for &model in models {
         let path = ctx.install_model(model)?;
         for &t in threads {
             eprintln!("   asr {model} {t} threads");
             let vg = voxgate_asr(&path, t, &utts)?;
+            if t == 2 {
+                // Where whisper.cpp spends its time: a second pass under perf (not the timed one).
+                let _ = std::fs::create_dir_all(ctx.bench_dir.join("perf"));
+                let data = ctx.bench_dir.join("perf").join(format!("asr-{model}.data"));
+                let (_, top) = crate::tools::perf_self(&data, || voxgate_asr(&path, t, &utts));
+                if let Some(top) = top {
+                    let _ = writeln!(
+                        profiles,
+                        "\n{model}, 2 threads, the corpus decoded once more under `perf record -e cpu-clock -F 499` \
+                         (self time of the bench process, functions ≥ 2 %):\n"
+                    );
+                    let rows: Vec<Vec<String>> = top.into_iter().map(|(p, f)| vec![p, f]).collect();
+                    profiles.push_str(&table(&["self", "function"], &rows));
+                }
+            }
             let mut peers = Vec::new();
             for &c in computes {
                 match faster_whisper(ctx, model, t, c, &utts) {
@@ -254,7 +270,7 @@ fn rtf_wer(ctx: &Ctx, out: &mut SectionOut) -> Result<(), BenchError> {
                     ),
                     Some(ratio <= 0.6 && vg.wer.wer() <= f.wer.wer()),
                 )
-                .see("section 4, the RTF table per thread count (whisper.cpp's own time; no profile taken)"));
+                .see("section 4, the RTF table per thread count and *Where whisper.cpp spends its time*"));
             }
         }
     }
@@ -270,6 +286,11 @@ fn rtf_wer(ctx: &Ctx, out: &mut SectionOut) -> Result<(), BenchError> {
         ],
         &rows,
     ));
+    if !profiles.is_empty() {
+        out.body
+            .push_str("\n### Where whisper.cpp spends its time\n");
+        out.body.push_str(&profiles);
+    }
     Ok(())
 }
 

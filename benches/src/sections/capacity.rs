@@ -106,16 +106,8 @@ fn ladder(ctx: &Ctx) -> Vec<usize> {
     if ctx.quick {
         vec![50, 100]
     } else {
-        vec![100, 250, 500, 1000, 1500, 2000]
+        vec![100, 250, 500, 750, 1000, 1500, 2000]
     }
-}
-
-/// The level perf profiles (full run: 1000 calls).
-fn profile_at(ctx: &Ctx) -> usize {
-    std::env::var("VOXGATE_BENCH_PROFILE_AT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if ctx.quick { 100 } else { 1000 })
 }
 
 /// Caller audio: the corpus looped with pauses, so VAD and the endpointer see speech and silence.
@@ -139,7 +131,6 @@ pub fn run(ctx: &Ctx) -> SectionOut {
 fn measure(ctx: &Ctx) -> Result<SectionOut, BenchError> {
     let bg = background(ctx)?;
     let levels = ladder(ctx);
-    let prof_at = profile_at(ctx);
     let profiles: &[Profile] = if ctx.quick { &PROFILES[..2] } else { &PROFILES };
     let mut body = String::new();
     let _ = writeln!(
@@ -171,10 +162,14 @@ fn measure(ctx: &Ctx) -> Result<SectionOut, BenchError> {
     for (pi, p) in profiles.iter().enumerate() {
         let mut results: Vec<Level> = Vec::new();
         let mut fails_in_row = 0;
+        // Every level is profiled (perf at 199 Hz costs well under 1 % of a core); the report keeps the
+        // profile of the knee, the first level that failed, or of the highest level when all passed.
+        let perf_dir = ctx.bench_dir.join("perf");
+        let mut knee_profile: Option<String> = None;
+        let mut last_profile: Option<String> = None;
         for &n in &levels {
             eprintln!("   capacity [{}] {n} calls", p.name);
-            let profile = (pi == 0 && n == prof_at).then(|| ctx.bench_dir.join("perf"));
-            let lv = match level(ctx, p, n, &bg, profile.as_deref(), &mut profiles_text) {
+            let (lv, prof) = match level(ctx, (pi, p), n, &bg, &perf_dir) {
                 Ok(l) => l,
                 Err(e) => {
                     let _ = writeln!(body, "\n{} at {n} calls: {e}\n", p.name);
@@ -182,11 +177,20 @@ fn measure(ctx: &Ctx) -> Result<SectionOut, BenchError> {
                 }
             };
             let pass = lv.passed();
+            if !pass && knee_profile.is_none() {
+                knee_profile = prof.clone();
+            }
+            last_profile = prof;
             results.push(lv);
             fails_in_row = if pass { 0 } else { fails_in_row + 1 };
             if fails_in_row >= 2 {
                 break;
             }
+        }
+        if let Some(t) = knee_profile.or(last_profile) {
+            let _ = writeln!(profiles_text, "#### {}\n", p.name);
+            profiles_text.push_str(&t);
+            profiles_text.push('\n');
         }
         let best = results
             .iter()
@@ -259,8 +263,8 @@ fn measure(ctx: &Ctx) -> Result<SectionOut, BenchError> {
             measured,
             Some(best >= 1000),
         )
-        .see("section 1, *Where the time goes* (perf self time by thread and function at the profiled level), and the \
-              late-tick and jitter columns of the ladder"));
+        .see("section 1, *Where the time goes* (perf self time by thread and function at the first failing \
+              level), and the late-tick and jitter columns of the ladder"));
         late_chart = late_chart.series(
             p.name,
             results
@@ -296,14 +300,14 @@ fn window(ctx: &Ctx) -> Duration {
     Duration::from_secs(if ctx.quick { 6 } else { 15 })
 }
 
+/// Runs one level; returns its measurements and, when perf could record, its profile as Markdown.
 fn level(
     ctx: &Ctx,
-    p: &Profile,
+    (pi, p): (usize, &Profile),
     n: usize,
     bg: &Arc<[i16]>,
-    perf_dir: Option<&std::path::Path>,
-    profiles_text: &mut String,
-) -> Result<Level, BenchError> {
+    perf_dir: &std::path::Path,
+) -> Result<(Level, Option<String>), BenchError> {
     let mut cfg: ConfigText = media_only(ctx);
     cfg.set("speech", "echo_guard", p.echo_guard.to_string());
     let vg = ctx.start_voxgate(&format!("capacity-{n}"), &cfg)?;
@@ -328,19 +332,17 @@ fn level(
     let all_up = run.wait_answered(n, ramp + Duration::from_secs(30));
     // Let the last calls settle (flow start, first prompt) before measuring.
     std::thread::sleep(Duration::from_secs(3));
-    let m0 = vg.metrics()?;
-    let cpu0 = vg.cpu();
-    let from = realtime_ns();
-    run.set_window(from, from + win.as_nanos() as u64);
     let perf = match perf_dir {
-        Some(dir) if all_up && crate::tools::available("perf") => {
+        dir if all_up && crate::tools::available("perf") => {
             let _ = std::fs::create_dir_all(dir);
-            let data = dir.join(format!("capacity-{n}.data"));
+            let data = dir.join(format!("capacity-{pi}-{n}.data"));
+            // cpu-clock: a software event, so it also works where the hardware counters are not exposed
+            // (containers, most VMs); without it perf falls back silently to nothing.
             Command::new("perf")
-                .args(["record", "-F", "499", "-g", "-o"])
+                .args(["record", "-e", "cpu-clock", "-F", "199", "-o"])
                 .arg(&data)
                 .args(["-p", &vg.pid().to_string(), "--", "sleep"])
-                .arg(win.as_secs().to_string())
+                .arg((win.as_secs() + 2).to_string())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
@@ -349,19 +351,27 @@ fn level(
         }
         _ => None,
     };
+    if perf.is_some() {
+        // Attaching to every thread stalls them briefly: keep that out of the window (the recording
+        // outlasts the window by a second at each end).
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let m0 = vg.metrics()?;
+    let cpu0 = vg.cpu();
+    let from = realtime_ns();
+    run.set_window(from, from + win.as_nanos() as u64);
     std::thread::sleep(win);
     let m1 = vg.metrics()?;
     let cpu1 = vg.cpu();
     let rss = vg.rss_kib();
     let threads = crate::procfs::thread_cpu(vg.pid());
+    // perf stops a second after the window, before the hang-ups.
+    let profile = perf.and_then(|(mut child, data)| {
+        let _ = child.wait();
+        perf_summary(&data, n, &threads)
+    });
     run.hangup_all();
     let res = run.join()?;
-    if let Some((mut child, data)) = perf {
-        let _ = child.wait();
-        if let Some(t) = perf_summary(&data, n, p.name, &threads) {
-            profiles_text.push_str(&t);
-        }
-    }
     let recordings = vg.dir.join("recordings");
     vg.stop();
     // A thousand calls record tens of MB a second; the files are not looked at.
@@ -375,7 +385,7 @@ fn level(
         .collect();
     setup.sort_by(f64::total_cmp);
     let sp = |q| crate::stats::percentile_sorted(&setup, q).unwrap_or(f64::NAN);
-    Ok(Level {
+    let lv = Level {
         calls: n,
         answered: res.answered(),
         window_s: win.as_secs_f64(),
@@ -402,14 +412,14 @@ fn level(
         rec_dropped: m1.delta(&m0, "recording_frames_dropped_total"),
         invite_200_p50_ms: sp(50.0),
         invite_200_p99_ms: sp(99.0),
-    })
+    };
+    Ok((lv, profile))
 }
 
 /// Self time by thread and by function from `perf report`, as Markdown.
 fn perf_summary(
     data: &std::path::Path,
     n: usize,
-    profile: &str,
     threads: &[(String, Duration)],
 ) -> Option<String> {
     let out = Command::new("perf")
@@ -449,8 +459,9 @@ fn perf_summary(
     if rows.is_empty() {
         return None;
     }
-    let mut s =
-        format!("perf record -F 499 -g at {n} calls ({profile}), self time, functions ≥ 1 %:\n\n");
+    let mut s = format!(
+        "`perf record -e cpu-clock -F 199` over the window at {n} calls, self time, functions ≥ 1 %:\n\n"
+    );
     s.push_str(&table(&["self", "thread", "function"], &rows));
     let total: f64 = threads.iter().map(|t| t.1.as_secs_f64()).sum();
     if total > 0.0 {

@@ -275,13 +275,21 @@ fn barge_in(ctx: &Ctx, out: &mut SectionOut, chart: &mut Chart) -> Result<(), Be
     }
     let gap_ns = (pause + 120).max(300) * 1_000_000;
     let n = calls_n(ctx, 40);
-    let profiles: [(&str, &[ConfigKey]); 2] = [
+    let profiles: [(&str, &[ConfigKey]); 3] = [
         ("defaults (flush after 160 ms of speech)", &[]),
         (
             "fast (pause after 60 ms, confirm within 400 ms)",
             &[
                 ("speech", "bargein_resume", "\"pause\""),
                 ("speech", "bargein_min_speech_ms", "60"),
+                ("speech", "bargein_confirm_ms", "400"),
+            ],
+        ),
+        (
+            "fastest (pause after 40 ms, confirm within 400 ms)",
+            &[
+                ("speech", "bargein_resume", "\"pause\""),
+                ("speech", "bargein_min_speech_ms", "40"),
                 ("speech", "bargein_confirm_ms", "400"),
             ],
         ),
@@ -401,8 +409,8 @@ fn barge_in(ctx: &Ctx, out: &mut SectionOut, chart: &mut Chart) -> Result<(), Be
     ));
     let _ = writeln!(
         out.body,
-        "\nvoxgate's own figure for the fast profile is the confirmed barge-in (the prompt was already paused \
-         60 ms into the speech). Slowest calls (onset as sent; a soft first sound is audible before the VAD calls it \
+        "\nvoxgate's own figure for the pause profiles is the confirmed barge-in (the prompt was already paused \
+         60 or 40 ms into the speech). Slowest calls (onset as sent; a soft first sound is audible before the VAD calls it \
          speech):\n"
     );
     for n in slow_notes {
@@ -469,7 +477,8 @@ fn response(ctx: &Ctx, out: &mut SectionOut, chart: &mut Chart) -> Result<(), Be
             format!("**{} ms** (p50 {}, n = {})", ms(s.p95), ms(s.p50), s.n),
             Some(s.p95 <= 600.0),
         )
-        .see("section 2–3, *Where the response time goes* (end silence, decode, dialog and playout)"));
+        .see("section 2–3, *Where the response time goes* (end silence, decode, dialog and playout), and for \
+              the decode section 4, *Where whisper.cpp spends its time*"));
         *chart = std::mem::replace(chart, Chart::new("", "", ""))
             .series(&format!("response, {name}"), cdf(&lat, 200));
     }
