@@ -57,10 +57,7 @@ impl Dialogs {
         let mut caches: HashMap<String, LanguageSet> = HashMap::new();
         let mut load_one = |path: &Path| -> Result<DialogSet, DialogsError> {
             let flow = Arc::new(flow::load_file(path)?);
-            if flow.language == "zh"
-                && cfg.speech.enabled
-                && cfg.asr.model == voxgate_config::AsrModel::TinyEn
-            {
+            if flow.language == "zh" && cfg.speech.enabled && cfg.asr.model.is_english_only() {
                 return Err(DialogsError::EnglishOnlyModel {
                     flow: path.to_path_buf(),
                 });

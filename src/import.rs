@@ -236,10 +236,7 @@ pub fn import_file(
 
 /// Loads the model and scorecards once, then imports every file; returns how many failed.
 pub fn run(cfg: &Config, files: &[PathBuf], parties: &Parties) -> Result<usize, ImportError> {
-    let model = match cfg.asr.model {
-        voxgate_config::AsrModel::TinyEn => voxgate_asr::ModelName::TinyEn,
-        voxgate_config::AsrModel::Base => voxgate_asr::ModelName::Base,
-    };
+    let model = crate::speech::model_name(cfg.asr.model);
     let path = match voxgate_asr::installed(model, &cfg.asr.models_dir) {
         Some(p) => p,
         None => crate::install_model(model, cfg.asr.models_dir.clone(), false)?.path,

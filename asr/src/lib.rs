@@ -27,7 +27,9 @@ mod stabilizer;
 pub mod vocab;
 pub mod voiceprint;
 
-pub use convert::{convert_ct2_to_ggml, ConvertError, ConvertStats};
+pub use convert::{
+    convert_ct2_to_ggml, convert_ct2_to_ggml_as, ConvertError, ConvertStats, Weights,
+};
 pub use file::{
     load_wav_channels, transcribe_file, ChannelTranscript, TranscribeFileError, WavChannels,
 };

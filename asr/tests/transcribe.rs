@@ -391,6 +391,41 @@ fn phone_band_corpus_wer_and_rtf() {
     // (measured 4.3–11.6x; quiet box RTF 0.47 → 0.09).
 }
 
+/// The Q8_0 conversion loads in whisper.cpp and recognises the corpus about as well as f16 (it is
+/// faster: see benches/REPORT.md, section 4).
+#[test]
+fn q8_0_model_transcribes_the_corpus_like_the_f16_one() {
+    let _guard = WHISPER.lock().unwrap_or_else(|p| p.into_inner());
+    let q8 = common::install(ModelName::TinyEnQ8);
+    assert!(std::fs::metadata(&q8).map(|m| m.len()).unwrap_or(0) < 45_000_000);
+    let clips = corpus();
+    let config = RecognizerConfig {
+        threads: 2,
+        ..test_config()
+    };
+    let f16 = transcribe_all(&model_path(), &clips, config.clone());
+    let q = transcribe_all(&q8, &clips, config);
+    for (clip, text) in clips.iter().zip(&q.texts) {
+        println!("{:<34} q8_0: {text}", clip.label);
+    }
+    println!(
+        "mean WER f16 {:.3}, q8_0 {:.3}",
+        mean(&f16.wers),
+        mean(&q.wers)
+    );
+    assert!(
+        mean(&q.wers) <= MAX_MEAN_WER,
+        "q8_0 mean WER {:.3}",
+        mean(&q.wers)
+    );
+    assert!(
+        mean(&q.wers) <= mean(&f16.wers) + 0.05,
+        "q8_0 {:.3} vs f16 {:.3}",
+        mean(&q.wers),
+        mean(&f16.wers)
+    );
+}
+
 #[test]
 fn growing_partials_stabilise_into_the_final() {
     let _guard = WHISPER.lock().unwrap_or_else(|p| p.into_inner());

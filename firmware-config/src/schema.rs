@@ -487,15 +487,33 @@ pub enum AsrModel {
     /// Multilingual base (74 M parameters), needed for Mandarin.
     #[serde(rename = "base")]
     Base,
+    /// tiny.en with 8-bit (Q8_0) matrices: faster decoding, half the memory.
+    #[serde(rename = "tiny.en-q8_0")]
+    TinyEnQ8,
+    /// base with 8-bit (Q8_0) matrices.
+    #[serde(rename = "base-q8_0")]
+    BaseQ8,
 }
 
 impl AsrModel {
-    pub const ALL: [AsrModel; 2] = [AsrModel::TinyEn, AsrModel::Base];
+    pub const ALL: [AsrModel; 4] = [
+        AsrModel::TinyEn,
+        AsrModel::Base,
+        AsrModel::TinyEnQ8,
+        AsrModel::BaseQ8,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             AsrModel::TinyEn => "tiny.en",
             AsrModel::Base => "base",
+            AsrModel::TinyEnQ8 => "tiny.en-q8_0",
+            AsrModel::BaseQ8 => "base-q8_0",
         }
+    }
+
+    /// Transcribes English only (cannot serve Mandarin flows).
+    pub fn is_english_only(self) -> bool {
+        matches!(self, AsrModel::TinyEn | AsrModel::TinyEnQ8)
     }
 }
 

@@ -443,6 +443,16 @@ fn speech_and_asr_errors() {
     assert_eq!(c.asr.models_dir, PathBuf::from("/etc/voxgate/m"));
     assert_eq!(c.speech.bargein_resume, BargeInResume::Pause);
     assert_eq!(parse(&c.to_toml_string(), &origin()).unwrap(), c);
+    // The 8-bit variants: English-only stays English-only.
+    let (_, _, key, _) = one("[asr]\nmodel = \"tiny.en-q8_0\"\nlanguage = \"zh\"\n");
+    assert_eq!(key, "asr.language");
+    let c = parse(
+        "[asr]\nmodel = \"base-q8_0\"\nlanguage = \"zh\"\n",
+        &origin(),
+    )
+    .unwrap();
+    assert_eq!(c.asr.model, AsrModel::BaseQ8);
+    assert_eq!(parse(&c.to_toml_string(), &origin()).unwrap(), c);
 }
 
 #[test]

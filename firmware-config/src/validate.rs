@@ -645,7 +645,7 @@ impl Validator<'_> {
             &a.model,
             &AsrModel::ALL,
             AsrModel::as_str,
-            "tiny.en, base",
+            "tiny.en, base, tiny.en-q8_0, base-q8_0",
         );
         let language = self.choice(
             &["asr", "language"],
@@ -658,7 +658,7 @@ impl Validator<'_> {
             c.asr.model = m;
         }
         if let Some(l) = language {
-            if l == AsrLanguage::Zh && model == Some(AsrModel::TinyEn) {
+            if l == AsrLanguage::Zh && model.is_some_and(AsrModel::is_english_only) {
                 self.report(
                     &["asr", "language"],
                     Problem::LanguageNeedsMultilingual {

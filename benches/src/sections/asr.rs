@@ -141,7 +141,12 @@ fn faster_whisper(
 }
 
 #[cfg(feature = "asr")]
-fn voxgate_asr(model_path: &Path, threads: u16, utts: &[Utterance]) -> Result<AsrRun, BenchError> {
+fn voxgate_asr(
+    model_path: &Path,
+    engine: &str,
+    threads: u16,
+    utts: &[Utterance],
+) -> Result<AsrRun, BenchError> {
     use std::time::Instant;
     let cfg = voxgate_asr::RecognizerConfig {
         threads,
@@ -155,7 +160,7 @@ fn voxgate_asr(model_path: &Path, threads: u16, utts: &[Utterance]) -> Result<As
         let _ = rec.transcribe_pcm(pcm, 8000, None);
     }
     let mut run = AsrRun {
-        engine: "voxgate (whisper.cpp)".into(),
+        engine: engine.into(),
         decode_s: 0.0,
         audio_s: 0.0,
         wer: WerCount::default(),
@@ -174,6 +179,7 @@ fn voxgate_asr(model_path: &Path, threads: u16, utts: &[Utterance]) -> Result<As
 #[cfg(not(feature = "asr"))]
 fn voxgate_asr(
     _model_path: &Path,
+    _engine: &str,
     _threads: u16,
     _utts: &[Utterance],
 ) -> Result<AsrRun, BenchError> {
@@ -197,8 +203,8 @@ fn rtf_wer(ctx: &Ctx, out: &mut SectionOut) -> Result<(), BenchError> {
     let _ = writeln!(
         out.body,
         "{} utterances ({audio_s:.1} s; the corpus sentences with 300 ms before and 700 ms after, as the endpointer \
-         hands them over), 8 kHz phone band. voxgate: its `Recognizer` in process (whisper.cpp on the GGML file \
-         `voxgate models install` converts; greedy, ≤ 2 temperature fallbacks, audio context sized to the \
+         hands them over), 8 kHz phone band. voxgate: its `Recognizer` in process (whisper.cpp on the GGML files \
+         `voxgate models install` converts: f16 as shipped, and the `-q8_0` variant with 8-bit matrices; greedy, ≤ 2 temperature fallbacks, audio context sized to the \
          utterance, no prompt). faster-whisper: the same CT2 wheel(s) unpacked, greedy, the same fallbacks, no VAD \
          filter, resampled to 16 kHz before the clock starts. Decode time is summed over the utterances after one \
          warm-up; RTF = decode time / audio time. WER after one normaliser for both (case, punctuation, digits \
@@ -208,19 +214,37 @@ fn rtf_wer(ctx: &Ctx, out: &mut SectionOut) -> Result<(), BenchError> {
     let mut rows = Vec::new();
     let mut profiles = String::new();
     for &model in models {
-        let path = ctx.install_model(model)?;
+        // The shipped f16 conversion and its Q8_0 variant (`{model}-q8_0`), from the same wheels.
+        let q8 = format!("{model}-q8_0");
+        let variants = [
+            (
+                ctx.install_model(model)?,
+                model.to_string(),
+                "voxgate f16 (whisper.cpp)",
+            ),
+            (
+                ctx.install_model(&q8)?,
+                q8.clone(),
+                "voxgate q8_0 (whisper.cpp)",
+            ),
+        ];
         for &t in threads {
             eprintln!("   asr {model} {t} threads");
-            let vg = voxgate_asr(&path, t, &utts)?;
-            if t == 2 {
+            let mut ours = Vec::new();
+            for (path, name, engine) in &variants {
+                ours.push(voxgate_asr(path, engine, t, &utts)?);
+                if t != 2 {
+                    continue;
+                }
                 // Where whisper.cpp spends its time: a second pass under perf (not the timed one).
                 let _ = std::fs::create_dir_all(ctx.bench_dir.join("perf"));
-                let data = ctx.bench_dir.join("perf").join(format!("asr-{model}.data"));
-                let (_, top) = crate::tools::perf_self(&data, || voxgate_asr(&path, t, &utts));
+                let data = ctx.bench_dir.join("perf").join(format!("asr-{name}.data"));
+                let (_, top) =
+                    crate::tools::perf_self(&data, || voxgate_asr(path, engine, t, &utts));
                 if let Some(top) = top {
                     let _ = writeln!(
                         profiles,
-                        "\n{model}, 2 threads, the corpus decoded once more under `perf record -e cpu-clock -F 499` \
+                        "\n{name}, 2 threads, the corpus decoded once more under `perf record -e cpu-clock -F 499` \
                          (self time of the bench process, functions ≥ 2 %):\n"
                     );
                     let rows: Vec<Vec<String>> = top.into_iter().map(|(p, f)| vec![p, f]).collect();
@@ -240,7 +264,7 @@ fn rtf_wer(ctx: &Ctx, out: &mut SectionOut) -> Result<(), BenchError> {
                 .iter()
                 .min_by(|a, b| a.rtf().total_cmp(&b.rtf()))
                 .cloned();
-            for r in std::iter::once(&vg).chain(peers.iter()) {
+            for r in ours.iter().chain(peers.iter()) {
                 rows.push(vec![
                     model.to_string(),
                     t.to_string(),
@@ -253,11 +277,15 @@ fn rtf_wer(ctx: &Ctx, out: &mut SectionOut) -> Result<(), BenchError> {
                         .map_or("–".into(), |f| format!("{:.2}×", r.rtf() / f.rtf())),
                 ]);
             }
-            if let (Some(f), true) = (fastest, t == 2) {
+            for vg in ours.iter().filter(|_| t == 2) {
+                let Some(f) = fastest.as_ref() else {
+                    break;
+                };
                 let ratio = vg.rtf() / f.rtf();
                 out.goals.push(Goal::new(
                     &format!(
-                        "ASR {model}, 2 threads: voxgate RTF vs faster-whisper's fastest, WER"
+                        "ASR {model}, 2 threads: {} RTF vs faster-whisper's fastest, WER",
+                        vg.engine
                     ),
                     "≤ 0.6× at ≤ WER",
                     format!(

@@ -87,11 +87,8 @@ impl Ctx {
                 .arg(&self.models_dir),
             "python3-pip",
         )?;
-        let file = match model {
-            "base" => "ggml-base.bin",
-            _ => "ggml-tiny.en.bin",
-        };
-        Ok(self.models_dir.join(file))
+        // whisper.cpp's naming, which `voxgate models install` follows for every model.
+        Ok(self.models_dir.join(format!("ggml-{model}.bin")))
     }
 }
 
