@@ -18,9 +18,11 @@ pub fn voice_frame(phase: usize) -> Frame {
 
 /// Frames of a line echo for the echo guard: `far` is a prompt-like signal (the voice
 /// frames with a slow level contour), `near` that signal returned 60 ms later and 15 dB
-/// down, the echoing line of the capacity scenario. With `talker`, a second voice is added
-/// to `near`: double talk, where adaptation freezes.
-pub fn echo_frames(n: usize, talker: bool) -> (Vec<Frame>, Vec<Frame>) {
+/// down, the echoing line of the capacity scenario. From frame `talker_from` on, a caller
+/// louder than the prompt talks over it in 1 s bursts (1 s apart, shorter than the 2 s after
+/// which the guard takes double talk for a new echo path): in a burst adaptation freezes and
+/// the converged canceller checks each frame for a moved echo path.
+pub fn echo_frames(n: usize, talker_from: Option<usize>) -> (Vec<Frame>, Vec<Frame>) {
     const DELAY: usize = 480;
     let gain = 10f32.powf(-15.0 / 20.0);
     let far: Vec<i16> = (0..n)
@@ -34,10 +36,11 @@ pub fn echo_frames(n: usize, talker: bool) -> (Vec<Frame>, Vec<Frame>) {
             let echo = i
                 .checked_sub(DELAY)
                 .map_or(0.0, |j| f32::from(far[j]) * gain);
-            let other = if talker {
+            let burst = (i / 8000) % 2 == 0;
+            let other = if burst && talker_from.is_some_and(|k| i >= k * FRAME_SAMPLES) {
                 let t = i as f32 / 8000.0;
-                (2.0 * std::f32::consts::PI * 230.0 * t).sin() * 5000.0
-                    + (2.0 * std::f32::consts::PI * 690.0 * t).sin() * 2500.0
+                (2.0 * std::f32::consts::PI * 230.0 * t).sin() * 12000.0
+                    + (2.0 * std::f32::consts::PI * 690.0 * t).sin() * 6000.0
             } else {
                 0.0
             };

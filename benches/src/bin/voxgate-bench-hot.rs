@@ -14,6 +14,9 @@ use voxgate_media::resample::Upsampler8to16;
 use voxgate_media::speech::{EchoConfig, EchoGuard, Vad, VadEngine, VadKind, WebRtcMode};
 use voxgate_media::{Frame, FRAME_SAMPLES};
 
+/// Echo-only frames the echo guard benchmarks run before counting.
+const WARM_UP: usize = 250;
+
 fn run(op: &str, n: usize) -> bool {
     let frames: Vec<Frame> = (0..50).map(voice_frame).collect();
     match op {
@@ -78,17 +81,20 @@ fn run(op: &str, n: usize) -> bool {
             }
         }
         "echo_guard_frame" | "echo_guard_double_talk_frame" => {
-            // 10 s warm-up so the canceller has converged (or frozen) before counting.
-            let (far, near) = echo_frames(500, op.contains("double_talk"));
+            // 5 s of echo alone so the canceller has converged; for double talk the caller
+            // then talks over the prompt, and only those frames are counted.
+            let talk = op.contains("double_talk").then_some(WARM_UP);
+            let (far, near) = echo_frames(WARM_UP + 250, talk);
             let Ok(mut g) = EchoGuard::new(EchoConfig::default()) else {
                 return false;
             };
             let mut out = [0i16; FRAME_SAMPLES];
-            for (f, x) in far.iter().zip(&near) {
+            for (f, x) in far.iter().zip(&near).take(WARM_UP) {
                 g.process(f, x, &mut out);
             }
+            let span = far.len() - WARM_UP;
             for i in 0..n {
-                let k = i % far.len();
+                let k = WARM_UP + i % span;
                 black_box(g.process(black_box(&far[k]), black_box(&near[k]), &mut out));
             }
         }

@@ -453,6 +453,8 @@ pub struct EchoGuard {
     far_active_frames: u32,
     /// Consecutive all-zero far frames.
     far_silent_frames: u32,
+    /// Scratch for the path search: near-frame correlation per far lag.
+    lag_dots: Vec<f32>,
     /// Recent near-over-far power ratios (dB) behind the echo return loss; a ring.
     gain_log: [f32; GAIN_WINDOW],
     gain_len: usize,
@@ -488,6 +490,7 @@ impl EchoGuard {
             double_talk_frames: 0,
             far_active_frames: 0,
             far_silent_frames: 0,
+            lag_dots: vec![0.0; 2 * PATH_SHIFT_MAX_MS as usize * SAMPLES_PER_MS + 1],
             gain_log: [0.0; GAIN_WINDOW],
             gain_len: 0,
             gain_pos: 0,
@@ -854,7 +857,10 @@ impl EchoGuard {
         // Segment energy slides with the lag (f64: no drift over the range).
         let first_seg = &self.hist[h - FRAME_SAMPLES - lo..h - lo];
         let mut energy: f64 = first_seg.iter().map(|&v| f64::from(v * v)).sum();
-        for lag in lo..=hi {
+        // Correlation with every lag at once (the bulk of the search, in the fast kernels).
+        let dots = &mut self.lag_dots[..=hi - lo];
+        lag_dots(&self.hist[..h - lo], near, dots);
+        for (lag, &d) in (lo..=hi).zip(dots.iter()) {
             if lag > lo {
                 let (older, newer) = (self.hist[h - FRAME_SAMPLES - lag], self.hist[h - lag]);
                 energy += f64::from(older * older) - f64::from(newer * newer);
@@ -862,8 +868,7 @@ impl EchoGuard {
             if energy <= 1e-9 {
                 continue;
             }
-            let seg = &self.hist[h - FRAME_SAMPLES - lag..h - lag];
-            let c = dot::<false>(seg, near).abs() / (energy as f32 * near_energy).sqrt();
+            let c = d.abs() / (energy as f32 * near_energy).sqrt();
             let off = lag.abs_diff(main_lag);
             if off < PATH_MOVED_MIN {
                 best_here = best_here.max(c);
@@ -993,6 +998,37 @@ fn predict_frame_impl<const F: bool>(
         if let Some(x) = hist.get(first + i..first + i + taps) {
             *v = dot::<F>(x, w);
         }
+    }
+}
+
+/// `out[k] = Σ near · far[end - 160 - k ..][..160]`: the near frame's correlation with the far
+/// history ending `k` samples before `far`'s end, for every `k` in `out`.
+fn lag_dots(far: &[f32], near: &[f32; FRAME_SAMPLES], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if !cfg!(debug_assertions)
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { lag_dots_avx2(far, near, out) };
+    }
+    lag_dots_impl::<false>(far, near, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn lag_dots_avx2(far: &[f32], near: &[f32; FRAME_SAMPLES], out: &mut [f32]) {
+    lag_dots_impl::<true>(far, near, out)
+}
+
+#[inline(always)]
+fn lag_dots_impl<const F: bool>(far: &[f32], near: &[f32; FRAME_SAMPLES], out: &mut [f32]) {
+    let n = far.len();
+    for (k, o) in out.iter_mut().enumerate() {
+        *o = match n.checked_sub(FRAME_SAMPLES + k) {
+            Some(start) => dot::<F>(&far[start..start + FRAME_SAMPLES], near),
+            None => 0.0,
+        };
     }
 }
 
