@@ -546,7 +546,6 @@ struct HeldFrames {
     caller: Frame,
     ours: Frame,
     agent: Frame,
-    bridged: bool,
 }
 
 /// The agent's side of a bridged call.
@@ -665,7 +664,6 @@ impl MediaCall {
                 caller: [0; FRAME_SAMPLES],
                 ours: [0; FRAME_SAMPLES],
                 agent: [0; FRAME_SAMPLES],
-                bridged: false,
             }),
         };
         // The dialog starts listening when it asks its first question.
@@ -792,7 +790,6 @@ impl MediaCall {
         held.caller = s.caller;
         held.ours = s.ours;
         held.agent = s.agent;
-        held.bridged = bridged;
     }
 
     /// Second half of a tick: the caller's (and agent's) ear, the recording and the call's time-outs.
@@ -801,11 +798,9 @@ impl MediaCall {
         s.caller = held.caller;
         s.ours = held.ours;
         s.agent = held.agent;
-        let bridged = held.bridged;
         self.listen(now, s, shared);
-        if bridged {
-            self.listen_agent(now, s, shared);
-        }
+        // A no-op without an agent leg: the same test that made the send pass bridge this tick.
+        self.listen_agent(now, s, shared);
         self.record(s, shared);
 
         if let Some(limit) = self.no_packet_timeout {

@@ -77,7 +77,7 @@ pub fn venv_python(bench_dir: &Path) -> Option<std::path::PathBuf> {
 /// Runs `f` while `perf record -e cpu-clock` samples this process, and returns its result with the
 /// hottest functions by self time (`None` when perf is missing or recorded nothing). cpu-clock is a
 /// software event: it works where hardware counters are not exposed (containers, most VMs).
-pub fn perf_self<T>(data: &Path, f: impl FnOnce() -> T) -> (T, Option<Vec<(String, String)>>) {
+pub fn perf_self<T>(data: &Path, f: impl FnOnce() -> T) -> (T, Option<Vec<PerfRow>>) {
     let pid = std::process::id().to_string();
     let child = available("perf")
         .then(|| {
@@ -107,15 +107,19 @@ pub fn perf_self<T>(data: &Path, f: impl FnOnce() -> T) -> (T, Option<Vec<(Strin
     (out, perf_top(data, "symbol", 2.0))
 }
 
-/// `perf report` self time by `sort` keys: rows of (share, key columns joined), at least `min_pct` each.
-pub fn perf_top(data: &Path, sort: &str, min_pct: f64) -> Option<Vec<(String, String)>> {
+/// One `perf report` row: self-time share ("12.34%") and the sort key's columns.
+pub type PerfRow = (String, Vec<String>);
+
+/// `perf report` self time by `sort` keys (e.g. `comm,symbol`): rows of (share, key columns), at least
+/// `min_pct` each, at most 20. A symbol with spaces in it spans the remaining columns.
+pub fn perf_top(data: &Path, sort: &str, min_pct: f64) -> Option<Vec<PerfRow>> {
     let out = Command::new("perf")
         .args(["report", "--stdio", "--no-children", "--sort", sort, "-i"])
         .arg(data)
         .args(["--percent-limit", &min_pct.to_string()])
         .output()
         .ok()?;
-    let rows: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+    let rows: Vec<PerfRow> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::trim)
         .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -123,10 +127,11 @@ pub fn perf_top(data: &Path, sort: &str, min_pct: f64) -> Option<Vec<(String, St
             let mut parts = l.split_whitespace();
             let pct = parts.next().filter(|p| p.ends_with('%'))?;
             // "[.]" / "[k]" mark user or kernel symbols; perf pads some layouts with "-" columns.
-            let key: Vec<&str> = parts
+            let key = parts
                 .filter(|t| !matches!(*t, "-" | "[.]" | "[k]"))
+                .map(str::to_string)
                 .collect();
-            Some((pct.to_string(), key.join(" ")))
+            Some((pct.to_string(), key))
         })
         .take(20)
         .collect();

@@ -247,7 +247,8 @@ fn rtf_wer(ctx: &Ctx, out: &mut SectionOut) -> Result<(), BenchError> {
                         "\n{name}, 2 threads, the corpus decoded once more under `perf record -e cpu-clock -F 499` \
                          (self time of the bench process, functions ≥ 2 %):\n"
                     );
-                    let rows: Vec<Vec<String>> = top.into_iter().map(|(p, f)| vec![p, f]).collect();
+                    let rows: Vec<Vec<String>> =
+                        top.into_iter().map(|(p, f)| vec![p, f.join(" ")]).collect();
                     profiles.push_str(&table(&["self", "function"], &rows));
                 }
             }

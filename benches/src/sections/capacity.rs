@@ -422,43 +422,15 @@ fn perf_summary(
     n: usize,
     threads: &[(String, Duration)],
 ) -> Option<String> {
-    let out = Command::new("perf")
-        .args([
-            "report",
-            "--stdio",
-            "--no-children",
-            "--sort",
-            "comm,symbol",
-            "-i",
-        ])
-        .arg(data)
-        .args(["--percent-limit", "1", "-g", "none"])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut rows = Vec::new();
-    for line in text.lines() {
-        let l = line.trim();
-        if l.starts_with('#') || l.is_empty() {
-            continue;
-        }
-        let mut parts = l.split_whitespace();
-        let (Some(pct), Some(comm)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        if !pct.ends_with('%') {
-            continue;
-        }
-        // "[.]" then the symbol; perf pads some layouts with "-" columns.
-        let sym: Vec<&str> = parts.skip(1).filter(|t| *t != "-").collect();
-        rows.push(vec![pct.to_string(), comm.to_string(), sym.join(" ")]);
-        if rows.len() >= 20 {
-            break;
-        }
-    }
-    if rows.is_empty() {
-        return None;
-    }
+    let rows: Vec<Vec<String>> = crate::tools::perf_top(data, "comm,symbol", 1.0)?
+        .into_iter()
+        .map(|(pct, key)| {
+            let (comm, sym) = key
+                .split_first()
+                .map_or(("", &[][..]), |(c, s)| (c.as_str(), s));
+            vec![pct, comm.to_string(), sym.join(" ")]
+        })
+        .collect();
     let mut s = format!(
         "`perf record -e cpu-clock -F 199` over the window at {n} calls, self time, functions ≥ 1 %:\n\n"
     );
